@@ -1,0 +1,8 @@
+"""Errors a user can cause and fix."""
+
+
+class UserError(Exception):
+    """A problem with the user's input; its message is one line that names the problem and the fix.
+
+    The command line prints it without a traceback and exits with a non-zero status.
+    """
