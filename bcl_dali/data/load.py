@@ -1,0 +1,87 @@
+"""One entry point from a dataset name to the long-tailed training set and its evaluation sets."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bcl_dali.data.cifar import CIFAR, cifar_pool
+from bcl_dali.data.npz import npz_pool
+from bcl_dali.data.sets import ImageSet, LongTailedData, TrainPool
+from bcl_dali.data.synthetic import synthetic_pool
+from bcl_dali.errors import UserError
+from split import SHOT_SIZES, find_reference_files, few_shot_subset, load_index_file, long_tailed_subset
+
+DATASETS = ("synthetic-lt", *CIFAR, "npz")
+SHOT_SUBSETS = 5
+"""Few-shot subsets per size, as in the reference (whose results average over five)."""
+
+
+def load_pool(dataset: str, *, data_dir: str | os.PathLike | None = None, download: bool = False,
+              num_classes: int = 100, seed: int = 0) -> TrainPool:
+    """A source's training pool; cheap for synthetic-lt, whose pixels are rendered on demand.
+
+    `num_classes` and `seed` shape synthetic-lt only; the other sources are what their files hold.
+    """
+    if dataset == "synthetic-lt":
+        return synthetic_pool(num_classes, seed)
+    if dataset in CIFAR:
+        return cifar_pool(dataset, data_dir, download)
+    if dataset == "npz":
+        return npz_pool(data_dir)
+    raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
+def load_data(dataset: str, *, data_dir: str | os.PathLike | None = None, split: str | os.PathLike | None = None,
+              imbalance: float = 100.0, split_seed: int = 0, download: bool = False, num_classes: int = 100,
+              seed: int = 0) -> LongTailedData:
+    """The training subset comes from `split` (an index file) or is drawn with `imbalance` and `split_seed`.
+
+    A split in the reference's folder layout brings the reference's probe pool and few-shot files
+    along; otherwise the source's probe pool is used and few-shot subsets are drawn with `seed`.
+    """
+    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=num_classes, seed=seed)
+    if split is None:
+        train_indices = long_tailed_subset(pool.labels, imbalance, split_seed, num_classes=pool.num_classes)
+        reference = None
+    else:
+        train_indices = load_index_file(split, len(pool.labels))
+        reference = find_reference_files(Path(split))
+    if reference is None:
+        probe_indices = pool.probe_indices
+        shots = _drawn_shots(pool.labels[probe_indices], pool.num_classes, seed)
+    else:
+        probe_indices = load_index_file(reference.probe, len(pool.labels))
+        shots = {size: [_positions_in_probe(probe_indices, load_index_file(file, len(pool.labels)), file,
+                                            reference.probe) for file in files]
+                 for size, files in reference.shots.items()}
+
+    needed = np.union1d(train_indices, probe_indices)
+    pixels = pool.images(needed)
+
+    def image_set(indices: np.ndarray) -> ImageSet:
+        return ImageSet(pixels[np.searchsorted(needed, indices)], pool.labels[indices])
+
+    return LongTailedData(name=pool.name, num_classes=pool.num_classes, train=image_set(train_indices),
+                          train_indices=train_indices, probe=image_set(probe_indices), probe_indices=probe_indices,
+                          test=pool.test(), shots=shots)
+
+
+def _drawn_shots(probe_labels: np.ndarray, num_classes: int, seed: int) -> dict[int, list[np.ndarray]]:
+    """Five few-shot subsets (positions into the probe pool) for every size each class can supply."""
+    rng = np.random.default_rng(seed)
+    smallest = np.bincount(probe_labels, minlength=num_classes).min()
+    return {size: [few_shot_subset(probe_labels, size, rng, num_classes=num_classes) for _ in range(SHOT_SUBSETS)]
+            for size in SHOT_SIZES if size <= smallest}
+
+
+def _positions_in_probe(probe_indices: np.ndarray, shot_indices: np.ndarray, shot_file: Path,
+                        probe_file: Path) -> np.ndarray:
+    order = np.argsort(probe_indices)
+    positions = order[np.searchsorted(probe_indices, shot_indices, sorter=order).clip(max=len(order) - 1)]
+    outside = probe_indices[positions] != shot_indices
+    if outside.any():
+        raise UserError(f"few-shot file {shot_file} holds index {shot_indices[outside][0]}, which is not in the "
+                        f"probe pool {probe_file}; use the few-shot files made from that pool")
+    return np.sort(positions)

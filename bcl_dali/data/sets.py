@@ -1,0 +1,64 @@
+"""The data every later part of the project consumes: image sets, the long-tailed bundle, a source's pool."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: np.ndarray
+    """(N, H, W, 3) uint8, C-contiguous: ready to move to the device as one tensor."""
+    labels: np.ndarray
+    """(N,) int64 class ids."""
+
+    def __post_init__(self) -> None:
+        images, labels = self.images, self.labels
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not images.flags.c_contiguous:
+            raise ValueError(f"images must be C-contiguous (N, H, W, 3) uint8, got {images.dtype} {images.shape}")
+        if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must be ({len(images)},) int64, got {labels.dtype} {labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class LongTailedData:
+    """A long-tailed training set with everything needed to evaluate what was learnt from it."""
+
+    name: str
+    num_classes: int
+    train: ImageSet
+    """The long-tailed training subset, in the order of `train_indices`."""
+    train_indices: np.ndarray
+    """The split: indices into the source's training pool."""
+    probe: ImageSet
+    """The balanced pool the full-shot linear probe trains on."""
+    probe_indices: np.ndarray
+    """Indices of `probe` into the source's training pool (it may overlap the training subset)."""
+    test: ImageSet
+    shots: dict[int, list[np.ndarray]]
+    """Shots per class -> few-shot subsets, each as sorted positions into `probe`."""
+
+    @property
+    def train_class_counts(self) -> np.ndarray:
+        """Training images per class: what Many / Medium / Few groups are formed from."""
+        return np.bincount(self.train.labels, minlength=self.num_classes)
+
+
+@dataclass(frozen=True)
+class TrainPool:
+    """A source before any subset is drawn: labels up front, pixels only for the indices asked for."""
+
+    name: str
+    num_classes: int
+    labels: np.ndarray
+    """(N,) int64 labels of the whole training pool; split files index into it."""
+    probe_indices: np.ndarray
+    """The source's balanced probe pool, used unless a reference layout supplies one."""
+    images: Callable[[np.ndarray], np.ndarray]
+    """Pool indices -> their (n, H, W, 3) uint8 images."""
+    test: Callable[[], ImageSet]
