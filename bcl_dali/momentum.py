@@ -1,0 +1,58 @@
+"""BCL's momentum loss: an exponential moving average of every training sample's loss.
+
+The single owner of the per-sample state (principle 4 of DESIGN.md): the EMA vector on the
+training device, the count of finished epochs, and the loss -> weight normalisation. Updates are
+one scatter per step with no host synchronisation.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class MomentumLoss:
+    """s_i = l_i in the first epoch, s_i = (1 - beta) l_i + beta s_i afterwards.
+
+    `weights()` maps s to [0, 1]: z = (s - mean) / std, w = z / max|z| / 2 + 1/2 (all zeros
+    before the first epoch has finished, so no RandAugment op runs in epoch 1).
+    """
+
+    def __init__(self, num_samples: int, beta: float = 0.97, device: torch.device | str = "cpu") -> None:
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta must lie in [0, 1), got {beta}")
+        self.beta = beta
+        self.ema = torch.zeros(num_samples, dtype=torch.float32, device=device)
+        self.epochs_done = 0
+
+    def update(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        """Fold this step's per-sample losses into the average (indices unique within a step)."""
+        losses = losses.detach().float()
+        if self.epochs_done == 0:
+            self.ema[indices] = losses
+        else:
+            self.ema[indices] = torch.lerp(losses, self.ema[indices], self.beta)
+
+    def end_epoch(self) -> None:
+        self.epochs_done += 1
+
+    def weights(self) -> torch.Tensor:
+        """Per-sample weights in [0, 1]; the sample furthest from the mean loss lands on 0 or 1.
+
+        z / max|z| equals (s - mean) / max|s - mean|: the std cancels, which also keeps the
+        weights defined (all 1/2) when every loss is equal.
+        """
+        if self.epochs_done == 0:
+            return torch.zeros_like(self.ema)
+        centred = self.ema - self.ema.mean()
+        spread = centred.abs().max()
+        return torch.where(spread > 0, centred / spread.clamp_min(torch.finfo(torch.float32).tiny) / 2 + 0.5,
+                           torch.full_like(centred, 0.5))
+
+    def state_dict(self) -> dict:
+        return {"ema": self.ema.clone(), "epochs_done": self.epochs_done, "beta": self.beta}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["ema"].shape != self.ema.shape:
+            raise ValueError(f"momentum state holds {state['ema'].numel()} samples, this run has {self.ema.numel()}")
+        self.ema.copy_(state["ema"])
+        self.epochs_done = int(state["epochs_done"])
+        self.beta = float(state["beta"])

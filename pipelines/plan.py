@@ -1,0 +1,35 @@
+"""One epoch of work for an executor: the visiting order and every batch's parameters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.params import AugParams
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Samples `order[b * batch_size:(b + 1) * batch_size]` form batch b; `params` row r belongs
+    to sample `order[r]`. The last batch may be smaller (the reference drops no samples)."""
+
+    order: np.ndarray
+    batch_size: int
+    params: AugParams
+
+    def __post_init__(self) -> None:
+        if self.params.batch_size != len(self.order):
+            raise ValueError(f"plan has {len(self.order)} samples but parameters for {self.params.batch_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be positive, got {self.batch_size}")
+
+    @property
+    def num_batches(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def batch(self, b: int) -> tuple[np.ndarray, AugParams]:
+        """Sample indices and parameters of batch b."""
+        if not 0 <= b < self.num_batches:
+            raise IndexError(f"batch {b} outside 0..{self.num_batches - 1}")
+        rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        return self.order[rows], self.params.select(rows)
