@@ -1,0 +1,196 @@
+"""The one place where a training run is configured: method presets as data, validated once.
+
+`TrainConfig` holds every knob of REFERENCE.md. Fields left as None take their value from the
+method preset (weight decay, RandAugment slots) or from the dataset's budget (epochs, width,
+warm-up); `resolve()` fills them in and validates, and the resolved config is what is saved into
+every run directory and checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from bcl_dali.errors import UserError
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the paper: which model family it trains and how many boosted ops it adds."""
+
+    family: str
+    """"simclr": one network; "sdclr": a dense network and its pruned twin."""
+    rand_k: int
+    """RandAugment slots per view; 0 means the plain SimCLR augmentation (no BCL)."""
+    weight_decay: float
+
+
+METHODS: dict[str, Method] = {
+    "simclr": Method("simclr", 0, 5e-4),
+    "bcl-i": Method("simclr", 1, 5e-4),
+    "sdclr": Method("sdclr", 0, 1e-4),
+    "bcl-d": Method("sdclr", 2, 1e-4),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long and how wide a run is unless the user says otherwise."""
+
+    epochs: int
+    width: int
+    warmup_epochs: int
+    batch_size: int
+    lr: float
+
+
+REFERENCE_BUDGET = Budget(epochs=2000, width=64, warmup_epochs=10, batch_size=512, lr=0.5)
+DEMO_BUDGET = Budget(epochs=4, width=16, warmup_epochs=1, batch_size=256, lr=0.5)
+"""The built-in data set's default: a run that shows learning within minutes on a 2-core CPU."""
+BUDGETS: dict[str, Budget] = {"synthetic-lt": DEMO_BUDGET}
+
+DATASETS = ("synthetic-lt", "cifar100-lt", "cifar10-lt", "npz")
+ARCHS = ("resnet18", "resnet50")
+EXECUTORS = ("dali", "reference")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+OPERATIONAL_FIELDS = frozenset({
+    "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "stop_after", "epochs",
+    "data_dir", "download", "probe",
+})
+"""Fields a resumed run may change: they do not alter what the run computes up to now.
+(`epochs` may grow: the schedule follows the new total from the resume point on.)"""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "bcl-i"
+    arch: str = "resnet18"
+    width: int | None = None
+    dataset: str = "synthetic-lt"
+    data_dir: str | None = None
+    download: bool = False
+    split: str | None = None
+    imbalance: float = 100.0
+    split_seed: int = 0
+    num_classes: int = 100
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    temperature: float = 0.2
+    beta: float = 0.97
+    rand_k: int | None = None
+    rand_strength: float = 30.0
+    prune_ratio: float = 0.9
+    warmup_epochs: int | None = None
+    seed: int = 10
+    device: str = "auto"
+    executor: str = "dali"
+    workers: int | None = None
+    precision: str = "auto"
+    compile: bool = False
+    eval_every: int = 0
+    snapshot_every: int = 500
+    stop_after: int | None = None
+    probe: bool = False
+
+    @property
+    def family(self) -> str:
+        return METHODS[self.method].family
+
+    def resolve(self) -> TrainConfig:
+        """Fill presets in and validate; raises UserError naming the bad value and the fix."""
+        _choice("method", self.method, METHODS)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("arch", self.arch, ARCHS)
+        _choice("executor", self.executor, EXECUTORS)
+        _choice("precision", self.precision, PRECISIONS)
+        method = METHODS[self.method]
+        budget = BUDGETS.get(self.dataset, REFERENCE_BUDGET)
+        resolved = dataclasses.replace(
+            self,
+            width=_default(self.width, budget.width),
+            epochs=_default(self.epochs, budget.epochs),
+            batch_size=_default(self.batch_size, budget.batch_size),
+            lr=_default(self.lr, budget.lr),
+            warmup_epochs=_default(self.warmup_epochs, budget.warmup_epochs),
+            weight_decay=_default(self.weight_decay, method.weight_decay),
+            rand_k=_default(self.rand_k, method.rand_k),
+            workers=_default(self.workers, _cpu_count()),
+        )
+        resolved._validate()
+        return resolved
+
+    def _validate(self) -> None:
+        checks = [
+            (self.width >= 1, "--width must be a positive integer"),
+            (self.epochs >= 0, "--epochs must be >= 0"),
+            (self.batch_size >= 2, "--batch-size must be at least 2 (contrastive pairs need negatives)"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.temperature > 0, "--temperature must be positive"),
+            (0.0 <= self.beta < 1.0, "--beta must lie in [0, 1)"),
+            (self.rand_k >= 0, "--rand-k must be >= 0"),
+            (0.0 < self.rand_strength <= 30.0, "--rand-strength must lie in (0, 30]"),
+            (0.0 <= self.prune_ratio < 1.0, "--prune-ratio must lie in [0, 1)"),
+            (self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
+            (self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
+            (self.num_classes >= 3, "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
+            (self.workers >= 0, "--workers must be >= 0"),
+            (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
+            (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
+            (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
+            (self.dataset != "npz" or self.data_dir is not None, "--dataset npz needs --data-dir FILE.npz"),
+            (self.rand_k == 0 or self.rand_strength >= (10.0 if self.rand_k == 1 else 5.0),
+             "--rand-strength must be >= 10 for k = 1 and >= 5 for k >= 2 (the magnitude floor)"),
+            (self.method not in ("sdclr", "bcl-d") or self.prune_ratio > 0,
+             "SDCLR needs --prune-ratio > 0 (0 makes the pruned twin identical to the dense network)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def check_resumable_as(self, stored: TrainConfig) -> None:
+        """Refuse a resume whose flags change what the stored run computes."""
+        for f in fields(self):
+            if f.name in OPERATIONAL_FIELDS:
+                continue
+            mine, theirs = getattr(self, f.name), getattr(stored, f.name)
+            if mine != theirs:
+                raise UserError(f"cannot resume: the run was trained with {f.name}={theirs!r} but this "
+                                f"command asks for {mine!r}; drop the flag or start a new run with --out")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"config has unknown fields {unknown}; it was written by another version of bcl-dali")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"cannot read run config {path}: {error}; point to a run directory made by `train`") from None
+
+
+def _choice(flag: str, value: str, choices) -> None:
+    if value not in choices:
+        raise UserError(f"unknown --{flag} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _default(value, fallback):
+    return fallback if value is None else value
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,22 @@
+"""Which executor turns a run's images and epoch plans into views."""
+from __future__ import annotations
+
+import torch
+
+from bcl_dali.config import TrainConfig
+from bcl_dali.data import LongTailedData
+from bcl_dali.errors import UserError
+from pipelines.dali_executor import DaliExecutor
+from pipelines.reference import ReferenceExecutor
+
+
+def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device):
+    images = data.train.images
+    height, width = images.shape[1:3]
+    if height != width:
+        raise UserError(f"training images are {height}x{width}; RandomResizedCrop here makes square views, "
+                        "so give square images (e.g. resize the .npz to 32x32)")
+    if config.executor == "reference":
+        return ReferenceExecutor(images, size=height, workers=config.workers)
+    return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size,
+                        device=device, threads=max(1, config.workers))

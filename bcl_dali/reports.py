@@ -1,0 +1,24 @@
+"""Writing results for people and programs."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bcl_dali.errors import UserError
+
+
+def check_output_path(path: Path | None, flag: str = "--json") -> None:
+    """Refuse an output path whose folder is missing before any work is done."""
+    if path is not None and not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
+
+
+def write_json(result: dict, path: Path | None) -> None:
+    """Write `result` atomically; nothing when `path` is None."""
+    if path is None:
+        return
+    check_output_path(path)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(temp, path)

@@ -1,0 +1,160 @@
+"""A training run from start (or resume) to summary: run directory, checkpoints, progress, eval."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import torch
+
+from bcl_dali.checkpoint import load_checkpoint, save_checkpoint
+from bcl_dali.config import TrainConfig
+from bcl_dali.data import LongTailedData, load_data
+from bcl_dali.errors import UserError
+from bcl_dali.device import resolve_device
+from bcl_dali.executors import build_executor
+from bcl_dali.features import extract_features
+from bcl_dali.knn import knn_predict
+from bcl_dali.rundir import RunDir
+from bcl_dali.trainer import Trainer
+
+CHECKPOINT_INTERVAL_S = 60.0
+"""last.pt is rewritten at most this often (and always at the end): a 2000-epoch GPU run finishes
+an epoch in well under a second, and a checkpoint per epoch would cost more than the epoch."""
+
+
+def new_config(overrides: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(**overrides).resolve()
+
+
+def resumed_config(stored: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """The stored run's config with the flags given now; refused if they change the run.
+    --stop-after belongs to one invocation: a resume runs to the end unless given it again."""
+    config = dataclasses.replace(stored, **{"stop_after": None, **overrides}).resolve()
+    config.check_resumable_as(stored)
+    return config
+
+
+def load_run_data(config: TrainConfig) -> LongTailedData:
+    return load_data(config.dataset, data_dir=config.data_dir, split=config.split, imbalance=config.imbalance,
+                     split_seed=config.split_seed, download=config.download, num_classes=config.num_classes,
+                     seed=config.seed)
+
+
+def knn_top1(trainer: Trainer) -> float:
+    """Top-1 (%) of weighted kNN on the test set with the probe pool as the labelled bank."""
+    data, device = trainer.data, trainer.device
+    bank = extract_features(trainer.model, data.probe.images, device, trainer.bf16)
+    queries = extract_features(trainer.model, data.test.images, device, trainer.bf16)
+    predictions = knn_predict(bank, torch.as_tensor(data.probe.labels, device=device), queries, data.num_classes)
+    return float((predictions.cpu() == torch.as_tensor(data.test.labels)).double().mean() * 100)
+
+
+def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
+              echo: Callable[[str], None] = click.echo) -> dict:
+    """A new run in `out` (default runs/METHOD-DATASET-TIME), or `resume` continued; returns the summary.
+
+    Everything that can fail on the user's input (flags, device, data, checkpoint) is checked before
+    anything is written, so a refused command leaves no half-made run behind.
+    """
+    if resume is not None and out is not None:
+        raise UserError("--resume continues a run in its own directory; drop --out")
+    if resume is not None:
+        run = RunDir.open(resume)
+        config = resumed_config(run.load_config(), overrides)
+    else:
+        config = new_config(overrides)
+        run = RunDir(out or Path("runs") / f"{config.method}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run.check_free()
+    device = resolve_device(config.device)
+    data = load_run_data(config)
+    trainer = Trainer(config, data, device, build_executor(config, data, device))
+    if resume is not None:
+        state = load_checkpoint(run.last_path, device)
+        if state["epoch"] > config.epochs:
+            raise UserError(f"cannot resume with --epochs {config.epochs}: the run already finished {state['epoch']}")
+        trainer.load_state_dict(state)
+        run.keep_metrics_until(trainer.epoch)
+        run.save_config(config)
+        echo(f"resuming {run.path} at epoch {trainer.epoch}/{config.epochs}")
+    else:
+        run = RunDir.create(run.path, config)
+    return run_training(trainer, run, echo)
+
+
+def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = click.echo) -> dict:
+    """Train until the config's last epoch (or --stop-after), checkpointing into `run`."""
+    config, device = trainer.config, trainer.device
+    final_epoch = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
+    echo(f"{config.method} on {config.dataset}: {trainer.num_samples} images, {config.arch} width {config.width}, "
+         f"batch {config.batch_size}, {config.epochs} epochs, {device} ({'bf16' if trainer.bf16 else 'fp32'}), "
+         f"{config.executor} executor -> {run.path}")
+
+    last_save = time.monotonic()
+    if trainer.epoch == final_epoch:
+        save_checkpoint(trainer.state_dict(), run.last_path)
+    while trainer.epoch < final_epoch:
+        record = _train_one_epoch(trainer, config).as_dict()
+        if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
+            record["knn_top1"] = knn_top1(trainer)
+        run.append_metrics(record)
+        snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
+        if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
+            save_checkpoint(trainer.state_dict(), run.last_path)
+            last_save = time.monotonic()
+            if snapshot:
+                shutil.copyfile(run.last_path, run.snapshot_path(trainer.epoch))
+        echo(_epoch_line(record, config.epochs))
+
+    summary = _summary(trainer, run)
+    echo(_summary_table(summary))
+    return summary
+
+
+def _train_one_epoch(trainer: Trainer, config: TrainConfig):
+    start = time.perf_counter()
+    with click.progressbar(length=trainer.steps_per_epoch, label=f"epoch {trainer.epoch + 1}/{config.epochs}",
+                           item_show_func=lambda text: text, file=sys.stderr) as bar:
+        def on_step(mean_loss) -> None:
+            loss = mean_loss.peek()
+            rate = mean_loss.count / max(time.perf_counter() - start, 1e-9)
+            bar.update(1, ("" if loss is None else f"loss {loss:.4f}  ") + f"{rate:,.0f} samples/s")
+        return trainer.train_epoch(on_step)
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    line = (f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}  "
+            f"{record['samples_per_second']:,.0f} samples/s  w {record['weight_mean']:.3f}±{record['weight_std']:.3f}")
+    if "knn_top1" in record:
+        line += f"  kNN top-1 {record['knn_top1']:.2f}%"
+    return line
+
+
+def _summary(trainer: Trainer, run: RunDir) -> dict:
+    records = run.read_metrics()
+    trained = [r for r in records if "loss" in r]
+    knn = next((r["knn_top1"] for r in reversed(records) if "knn_top1" in r), None)
+    if knn is None:
+        knn = knn_top1(trainer)
+    return {
+        "run": str(run.path), "method": trainer.config.method, "epochs": trainer.epoch,
+        "final_loss": trained[-1]["loss"] if trained else None,
+        "train_seconds": sum(r["seconds"] for r in trained),
+        "samples_per_second": (trainer.num_samples * len(trained) / max(sum(r["seconds"] for r in trained), 1e-9)
+                               if trained else None),
+        "knn_top1": knn, "chance": 100.0 / trainer.data.num_classes,
+    }
+
+
+def _summary_table(summary: dict) -> str:
+    rows = [("run", summary["run"]), ("method", summary["method"]), ("epochs", summary["epochs"])]
+    if summary["final_loss"] is not None:
+        rows += [("final loss", f"{summary['final_loss']:.4f}"), ("train time", f"{summary['train_seconds']:.1f} s"),
+                 ("throughput", f"{summary['samples_per_second']:,.0f} samples/s")]
+    rows += [("kNN top-1", f"{summary['knn_top1']:.2f}% (chance {summary['chance']:.2f}%)")]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -1,0 +1,76 @@
+"""A picture of what BCL does: the same images under both views at several weights.
+
+A head sample (low momentum loss, weight near 0) gets the plain SimCLR augmentation; a tail sample
+(weight near 1) gets k RandAugment ops at the strongest magnitude. Rows are labelled with the
+weight and the view; the first row holds the un-augmented images.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import make_grid
+
+from bcl_dali.errors import UserError
+from bcl_dali.policy import BoostPolicy
+from bcl_dali.reports import check_output_path
+from pipelines.dali_executor import DaliExecutor
+from pipelines.normalize import MEAN, STD
+from pipelines.plan import EpochPlan
+from pipelines.reference import ReferenceExecutor
+
+LABEL_WIDTH = 64
+PADDING = 2
+
+
+def make_executor(name: str, images: np.ndarray, k: int):
+    """A small in-process executor on the CPU for a handful of images."""
+    if name == "reference":
+        return ReferenceExecutor(images, size=images.shape[1], workers=0)
+    return DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=len(images), device=torch.device("cpu"))
+
+
+def augmentation_rows(executor, images: np.ndarray, weights: list[float], k: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """(label, uint8 NHWC row) for the originals, then view 1 and view 2 at each weight."""
+    rows = [("original", images)]
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    for weight in weights:
+        params = BoostPolicy(k).sample(np.full(n, weight), rng, images.shape[1:3])
+        ((_, view1, view2),) = list(executor.epoch(EpochPlan(np.arange(n), n, params)))
+        rows += [(f"w={weight:g} v1", denormalize(view1)), (f"w={weight:g} v2", denormalize(view2))]
+    return rows
+
+
+def denormalize(views: torch.Tensor) -> np.ndarray:
+    """Normalised NCHW views (any float dtype, any device) -> uint8 NHWC."""
+    mean = torch.tensor(MEAN, device=views.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=views.device).view(1, 3, 1, 1)
+    pixels = (views.float() * std + mean) * 255
+    return pixels.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def grid_image(rows: list[tuple[str, np.ndarray]]) -> Image.Image:
+    """One row of images per entry, its label written in a margin on the left."""
+    tiles = torch.as_tensor(np.concatenate([images for _, images in rows])).permute(0, 3, 1, 2)
+    per_row = len(rows[0][1])
+    grid = make_grid(tiles, nrow=per_row, padding=PADDING, pad_value=255).permute(1, 2, 0).numpy()
+    canvas = Image.new("RGB", (grid.shape[1] + LABEL_WIDTH, grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (LABEL_WIDTH, 0))
+    draw = ImageDraw.Draw(canvas)
+    row_height = rows[0][1].shape[1] + PADDING
+    for r, (label, _) in enumerate(rows):
+        draw.text((4, PADDING + r * row_height + row_height // 2 - 6), label, fill="black")
+    return canvas
+
+
+def save_picture(picture: Image.Image, out: Path) -> None:
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UserError(f"--out {out}: give a .png or .jpg file name")
+    check_output_path(out, "--out")
+    temp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    picture.save(temp)
+    os.replace(temp, out)

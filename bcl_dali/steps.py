@@ -1,0 +1,39 @@
+"""The forward/backward of one step for each model family; both return the per-sample loss
+that feeds the momentum loss (before the optimiser step, as the reference does)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bcl_dali.device import autocast
+from bcl_dali.loss import nt_xent_per_sample
+
+
+def simclr_backward(model: nn.Module, view1: torch.Tensor, view2: torch.Tensor,
+                    temperature: float, bf16: bool) -> torch.Tensor:
+    """One forward over both views (BatchNorm sees the 2B images together, as in the reference)."""
+    with autocast(view1.device, bf16):
+        z1, z2 = model(torch.cat([view1, view2])).chunk(2)
+    loss = nt_xent_per_sample(z1, z2, temperature)
+    loss.mean().backward()
+    return loss.detach()
+
+
+def sdclr_backward(model: nn.Module, view1: torch.Tensor, view2: torch.Tensor,
+                   temperature: float, bf16: bool) -> torch.Tensor:
+    """SDCLR's two passes: dense view 1 against the (fixed) pruned view 2, then the pruned twin
+    against the (fixed) dense view 1; gradients of both accumulate into one optimiser step."""
+    device = view1.device
+    with torch.no_grad(), model.branch(pruned=True), autocast(device, bf16):
+        z2_fixed = model(view2)
+    with autocast(device, bf16):
+        z1 = model(view1)
+    loss = nt_xent_per_sample(z1, z2_fixed, temperature)
+    loss.mean().backward()
+    with model.branch(pruned=True), autocast(device, bf16):
+        z2 = model(view2)
+    nt_xent_per_sample(z1.detach(), z2, temperature).mean().backward()
+    return loss.detach()
+
+
+STEPS = {"simclr": simclr_backward, "sdclr": sdclr_backward}

@@ -1,0 +1,139 @@
+"""`cli.py train` end to end on the CPU at a small size: all four methods, exact resume, refusals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bcl_dali import steps
+from bcl_dali.checkpoint import load_checkpoint
+from bcl_dali.errors import UserError
+from bcl_dali.run_training import start_run
+from tests.cli_support import assert_one_line_error, run
+
+SMALL = ("--dataset", "synthetic-lt", "--num-classes", "10", "--width", "16", "--batch-size", "64",
+         "--device", "cpu", "--workers", "2", "--seed", "3")
+"""10 classes: 1,111 long-tailed images (450 down to 4), 18 steps an epoch."""
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d"])
+def test_each_method_trains_two_epochs(tmp_path, method):
+    out = tmp_path / method
+    result = run("train", "--method", method, "--epochs", "2", "--out", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    records = metrics(out)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and r["samples_per_second"] > 0 for r in records)
+    assert records[0]["weight_mean"] == 0.0  # epoch 1 runs before any weight exists
+    assert 0.0 < records[1]["weight_std"] and abs(records[1]["weight_mean"] - 0.5) < 0.5
+    assert "knn_top1" in records[-1] and "kNN top-1" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == method and config["rand_k"] == {"simclr": 0, "bcl-i": 1, "sdclr": 0, "bcl-d": 2}[method]
+    state = load_checkpoint(out / "last.pt")
+    assert state["epoch"] == 2 and state["momentum"]["epochs_done"] == 2
+
+
+def test_resume_continues_exactly(tmp_path):
+    """2 epochs, stop, --resume for 2 more: the same per-epoch losses as 4 epochs straight."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    args = ("--method", "bcl-d", "--epochs", "4", *SMALL)
+    assert run("train", *args, "--out", straight).exit_code == 0
+    assert run("train", *args, "--stop-after", "2", "--out", split).exit_code == 0
+    assert [r["epoch"] for r in metrics(split)] == [1, 2]
+    resumed = run("train", "--resume", split)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming" in resumed.stdout
+    expected, got = metrics(straight), metrics(split)
+    assert [r["epoch"] for r in got] == [1, 2, 3, 4]
+    np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in expected], rtol=0, atol=1e-6)
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(split / "last.pt")
+    torch.testing.assert_close(a["momentum"]["ema"], b["momentum"]["ema"], rtol=0, atol=1e-6)
+
+
+def test_reference_executor_trains(tmp_path):
+    result = run("train", "--executor", "reference", "--epochs", "1", "--out", tmp_path / "ref", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(metrics(tmp_path / "ref")[0]["loss"])
+
+
+def test_zero_epochs_writes_the_untrained_network(tmp_path):
+    out = tmp_path / "untrained"
+    result = run("train", "--epochs", "0", "--out", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out / "last.pt")["epoch"] == 0
+    assert (out / "config.json").exists()
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path):
+    out = tmp_path / "run"
+    assert run("train", "--epochs", "0", "--out", out, *SMALL).exit_code == 0
+    before = (out / "last.pt").read_bytes()
+    assert_one_line_error(run("train", "--epochs", "1", "--out", out, *SMALL), "already holds a run")
+    assert (out / "last.pt").read_bytes() == before
+
+
+def test_incompatible_resume_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert run("train", "--epochs", "1", "--out", out, *SMALL).exit_code == 0
+    assert_one_line_error(run("train", "--resume", out, "--lr", "0.1"), "lr=0.5")
+    assert_one_line_error(run("train", "--resume", out, "--out", tmp_path / "x"), "drop --out")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--dataset", "cifar100-lt", "--data-dir", "/nonexistent/cifar"), "--data-dir"),
+    (("--split", "/nonexistent/split.npy"), "split.npy"),
+    (("--method", "bcl-d", "--prune-ratio", "0"), "--prune-ratio"),
+    (("--rand-k", "1", "--rand-strength", "5"), "--rand-strength"),
+    (("--dataset", "npz"), "--data-dir FILE.npz"),
+    (("--device", "cpu", "--width", "8"), "--width 8"),
+])
+def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, args, fragment):
+    out = tmp_path / "never"
+    assert_one_line_error(run("train", *args, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_resume_of_a_missing_directory_is_refused(tmp_path):
+    assert_one_line_error(run("train", "--resume", tmp_path / "nothing"), "nothing")
+
+
+def test_bad_split_file_is_refused_before_anything_is_written(tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.array([0, 1, 1]))
+    out = tmp_path / "never"
+    assert_one_line_error(run("train", "--split", str(bad), "--out", out, *SMALL), "repeats 1 indices")
+    assert not out.exists()
+
+
+def test_resume_of_an_empty_directory_is_refused(tmp_path):
+    assert_one_line_error(run("train", "--resume", tmp_path), "holds no run")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused(tmp_path):
+    out = tmp_path / "never"
+    assert_one_line_error(run("train", "--device", "cuda", "--out", out), "no CUDA GPU")
+    assert not out.exists()
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    overrides = dict(dataset="synthetic-lt", num_classes=10, width=16, batch_size=64, device="cpu", workers=2,
+                     epochs=2, stop_after=1)
+    start_run(overrides, out, None, echo=lambda line: None)
+    good = (out / "last.pt").read_bytes()
+
+    def poisoned(*args, **kwargs):
+        return steps.simclr_backward(*args, **kwargs) * float("nan")
+
+    monkeypatch.setitem(steps.STEPS, "simclr", poisoned)
+    with pytest.raises(UserError, match="loss became nan in epoch 2"):
+        start_run({}, None, out, echo=lambda line: None)
+    assert (out / "last.pt").read_bytes() == good
