@@ -1,6 +1,7 @@
 """The bcl-dali command line: parses flags and calls the library; each command is one function here."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -9,8 +10,12 @@ import numpy as np
 from bcl_dali.config import ARCHS, EXECUTORS, METHODS, PRECISIONS
 from bcl_dali.data import DATASETS, load_pool
 from bcl_dali.errors import UserError
-from bcl_dali.run_training import start_run
+from bcl_dali.eval_report import plot_per_class, results_table
+from bcl_dali.evaluate import evaluate_checkpoint, load_trained
+from bcl_dali.run_training import load_run_data, start_run
 from benchmarks.pipeline import measure_pipeline, summary as pipeline_summary
+from benchmarks.step import measure_step, summary as step_summary
+from benchmarks.train import compare, measure_training, summary as train_summary
 from bcl_dali.device import resolve_device
 from bcl_dali.reports import check_output_path, write_json
 from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
@@ -137,6 +142,34 @@ def train(out: Path | None, resume: Path | None, **flags) -> None:
     start_run(overrides, out, resume)
 
 
+@cli.command("eval")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--shots", default="full,100,50", show_default=True,
+              help="comma-separated: full (the probe pool) and shots per class (100, 50, 10)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@data_dir_option
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="every number and the settings")
+@click.option("--plot", type=click.Path(path_type=Path), help="PNG of per-class accuracy against class size")
+def evaluate_run(target: Path, shots: str, device: str, data_dir: Path | None, json_path: Path | None,
+                 plot: Path | None) -> None:
+    """Linear probes (the reference protocol), Many / Medium / Few, kNN of a run directory or checkpoint."""
+    check_output_path(json_path)
+    check_output_path(plot, "--plot")
+    shot_list = [part.strip() for part in shots.split(",") if part.strip()]
+    if not shot_list:
+        raise UserError("--shots is empty; give e.g. full,100,50")
+    where = resolve_device(device)
+    checkpoint = load_trained(target, where)
+    if data_dir is not None:
+        checkpoint.config = dataclasses.replace(checkpoint.config, data_dir=str(data_dir))
+    result = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config), where, shot_list)
+    click.echo(results_table(result))
+    write_json(result, json_path)
+    if plot is not None:
+        plot_per_class(result, shot_list[0], plot)
+        click.echo(f"wrote {plot}")
+
+
 @cli.command()
 @click.option("--executor", type=click.Choice(EXECUTORS), default="dali", show_default=True)
 @click.option("--weights", default="0,0.5,1", show_default=True, help="BCL weights in [0, 1], comma-separated")
@@ -176,7 +209,7 @@ def bench() -> None:
 
 @bench.command("pipeline")
 @click.option("--executor", type=click.Choice(EXECUTORS), default="dali", show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="timed batches")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
@@ -187,6 +220,46 @@ def bench_pipeline(executor: str, device: str, batch_size: int, iters: int, work
     check_output_path(json_path)
     result = measure_pipeline(executor, resolve_device(device), batch_size, iters, workers)
     click.echo(pipeline_summary(result))
+    write_json(result, json_path)
+
+
+@bench.command("step")
+@click.option("--method", type=click.Choice(list(METHODS)), default="bcl-i", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="timed steps")
+@click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path))
+def bench_step(method: str, device: str, batch_size: int, width: int, iters: int, compile_model: bool,
+               json_path: Path | None) -> None:
+    """The training step alone on synthetic views already on the device."""
+    check_output_path(json_path)
+    result = measure_step(method, resolve_device(device), batch_size, iters, width, compile_model)
+    click.echo(step_summary(result))
+    write_json(result, json_path)
+
+
+@bench.command("train")
+@click.option("--method", type=click.Choice(list(METHODS)), default="bcl-i", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=2), default=3, show_default=True, help="the first is excluded")
+@click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
+@click.option("--against-reference", is_flag=True,
+              help="also run the reference configuration (fp32, NCHW, PIL workers, per-sample loop) and the ratio")
+@click.option("--json", "json_path", type=click.Path(path_type=Path))
+def bench_train(method: str, device: str, epochs: int, batch_size: int, width: int, compile_model: bool,
+                against_reference: bool, json_path: Path | None) -> None:
+    """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size): samples/s, two views each."""
+    check_output_path(json_path)
+    where = resolve_device(device)
+    if against_reference:
+        result = compare(method, where, epochs, batch_size, width, compile_model)
+    else:
+        result = measure_training(method, where, epochs, batch_size, width, compile_model)
+    click.echo(train_summary(result))
     write_json(result, json_path)
 
 

@@ -16,6 +16,7 @@ from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData, load_data
 from bcl_dali.errors import UserError
 from bcl_dali.device import resolve_device
+from bcl_dali.evaluate import FULL, evaluate
 from bcl_dali.executors import build_executor
 from bcl_dali.features import extract_features
 from bcl_dali.knn import knn_predict
@@ -140,13 +141,17 @@ def _summary(trainer: Trainer, run: RunDir) -> dict:
     knn = next((r["knn_top1"] for r in reversed(records) if "knn_top1" in r), None)
     if knn is None:
         knn = knn_top1(trainer)
+    probe = None
+    if trainer.config.probe:
+        probe = evaluate(trainer.model, trainer.data, trainer.device, trainer.bf16, [FULL],
+                         seed=trainer.config.seed)["shots"][FULL]["top1"]
     return {
         "run": str(run.path), "method": trainer.config.method, "epochs": trainer.epoch,
         "final_loss": trained[-1]["loss"] if trained else None,
         "train_seconds": sum(r["seconds"] for r in trained),
         "samples_per_second": (trainer.num_samples * len(trained) / max(sum(r["seconds"] for r in trained), 1e-9)
                                if trained else None),
-        "knn_top1": knn, "chance": 100.0 / trainer.data.num_classes,
+        "knn_top1": knn, "probe_full_top1": probe, "chance": 100.0 / trainer.data.num_classes,
     }
 
 
@@ -156,5 +161,7 @@ def _summary_table(summary: dict) -> str:
         rows += [("final loss", f"{summary['final_loss']:.4f}"), ("train time", f"{summary['train_seconds']:.1f} s"),
                  ("throughput", f"{summary['samples_per_second']:,.0f} samples/s")]
     rows += [("kNN top-1", f"{summary['knn_top1']:.2f}% (chance {summary['chance']:.2f}%)")]
+    if summary["probe_full_top1"] is not None:
+        rows += [("full-shot probe", f"{summary['probe_full_top1']:.2f}%")]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -40,8 +40,9 @@ def augmentation_rows(executor, images: np.ndarray, weights: list[float], k: int
     n = len(images)
     for weight in weights:
         params = BoostPolicy(k).sample(np.full(n, weight), rng, images.shape[1:3])
-        ((_, view1, view2),) = list(executor.epoch(EpochPlan(np.arange(n), n, params)))
-        rows += [(f"w={weight:g} v1", denormalize(view1)), (f"w={weight:g} v2", denormalize(view2))]
+        ((_, views),) = list(executor.epoch(EpochPlan(np.arange(n), n, params)))
+        view1, view2 = denormalize(views).reshape(2, n, *images.shape[1:])
+        rows += [(f"w={weight:g} v1", view1), (f"w={weight:g} v2", view2)]
     return rows
 
 

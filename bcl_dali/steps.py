@@ -9,21 +9,20 @@ from bcl_dali.device import autocast
 from bcl_dali.loss import nt_xent_per_sample
 
 
-def simclr_backward(model: nn.Module, view1: torch.Tensor, view2: torch.Tensor,
-                    temperature: float, bf16: bool) -> torch.Tensor:
+def simclr_backward(model: nn.Module, views: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
     """One forward over both views (BatchNorm sees the 2B images together, as in the reference)."""
-    with autocast(view1.device, bf16):
-        z1, z2 = model(torch.cat([view1, view2])).chunk(2)
+    with autocast(views.device, bf16):
+        z1, z2 = model(views).chunk(2)
     loss = nt_xent_per_sample(z1, z2, temperature)
     loss.mean().backward()
     return loss.detach()
 
 
-def sdclr_backward(model: nn.Module, view1: torch.Tensor, view2: torch.Tensor,
-                   temperature: float, bf16: bool) -> torch.Tensor:
+def sdclr_backward(model: nn.Module, views: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
     """SDCLR's two passes: dense view 1 against the (fixed) pruned view 2, then the pruned twin
     against the (fixed) dense view 1; gradients of both accumulate into one optimiser step."""
-    device = view1.device
+    view1, view2 = views.chunk(2)
+    device = views.device
     with torch.no_grad(), model.branch(pruned=True), autocast(device, bf16):
         z2_fixed = model(view2)
     with autocast(device, bf16):

@@ -31,9 +31,9 @@ for 1x1 stride-2 convolutions with fewer than 16 input channels at some batch si
 
 
 class Executor(Protocol):
-    """Turns an epoch plan into (sample indices, view 1, view 2) batches."""
+    """Turns an epoch plan into batches of (sample indices, views): view 1 of the B samples, then view 2."""
 
-    def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]: ...
+    def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 @dataclass
@@ -66,6 +66,8 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.model = build_model(config.family, config.arch, config.width).to(
             device, memory_format=torch.channels_last)
+        self.network = torch.compile(self.model) if config.compile else self.model
+        """What the step calls: the model, or its torch.compile'd wrapper (same parameters)."""
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=SGD_MOMENTUM,
                                          weight_decay=config.weight_decay,
                                          fused=True if device.type == "cuda" else None)
@@ -99,17 +101,8 @@ class Trainer:
         self.model.train()
         mean_loss = RunningMean(self.device)
         start = time.perf_counter()
-        for indices, view1, view2 in self.executor.epoch(plan):
-            view1, view2 = self._model_input(view1), self._model_input(view2)
-            indices = indices.to(self.device, non_blocking=True)
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr(self.step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.backward(self.model, view1, view2, self.config.temperature, self.bf16)
-            self.momentum.update(indices, loss)
-            self.optimizer.step()
-            mean_loss.add(loss)
-            self.step += 1
+        for indices, views in self.executor.epoch(plan):
+            mean_loss.add(self.train_step(indices, views))
             on_step(mean_loss)
         epoch_loss = mean_loss.read()
         seconds = time.perf_counter() - start
@@ -121,6 +114,19 @@ class Trainer:
         return EpochRecord(epoch=self.epoch, loss=epoch_loss, lr=self.lr(self.step - 1), seconds=seconds,
                            samples_per_second=self.num_samples / seconds,
                            weight_mean=float(weights.mean()), weight_std=float(weights.std()))
+
+    def train_step(self, indices: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """One optimiser step; returns the per-sample losses, still on the device (no host sync)."""
+        views = self._model_input(views)
+        indices = indices.to(self.device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.backward(self.network, views, self.config.temperature, self.bf16)
+        self.momentum.update(indices, loss)
+        self.optimizer.step()
+        self.step += 1
+        return loss
 
     def _model_input(self, view: torch.Tensor) -> torch.Tensor:
         """Views on the device in channels_last; float32 unless bf16 autocast casts them anyway."""

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.timing import gpu_name, synchronize
 from bcl_dali.data import load_data
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
@@ -20,8 +21,8 @@ WARMUP_BATCHES = 3
 
 
 def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
-                     k: int = 1, seed: int = 0) -> dict:
-    images = load_data("synthetic-lt", seed=seed).train.images
+                     k: int = 1, seed: int = 0, num_classes: int = 100) -> dict:
+    images = load_data("synthetic-lt", num_classes=num_classes, seed=seed).train.images
     size = images.shape[1]
     if executor == "dali":
         runner = DaliExecutor(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers)
@@ -32,22 +33,17 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     order = np.resize(rng.permutation(len(images)), total)
     params = BoostPolicy(k).sample(rng.random(total), rng, (size, size))
     start = None
-    for b, (_, view1, view2) in enumerate(runner.epoch(EpochPlan(order, batch_size, params))):
-        view1.to(device, non_blocking=True), view2.to(device, non_blocking=True)
+    for b, (_, views) in enumerate(runner.epoch(EpochPlan(order, batch_size, params))):
+        views.to(device, non_blocking=True)
         if b == WARMUP_BATCHES - 1:
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
-    _synchronize(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     return {"benchmark": "pipeline", "executor": executor, "device": str(device), "batch_size": batch_size,
             "iters": iters, "workers": workers, "rand_k": k, "seconds": seconds,
             "samples_per_second": iters * batch_size / seconds, "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+            "gpu": gpu_name(device)}
 
 
 def summary(result: dict) -> str:

@@ -60,8 +60,9 @@ class DaliExecutor:
         pipe.build()
         return pipe
 
-    def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(indices, view 1, view 2) per batch of `plan`; views are float16, normalised, channels_last."""
+    def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(indices, views) per batch of `plan`: views are view 1 of the B samples then view 2,
+        float16, normalised, a (2B, 3, H, W) channels_last tensor over DALI's output buffer."""
         if plan.params.view1.num_slots != self.num_slots:
             raise ValueError(f"plan has {plan.params.view1.num_slots} op slots, the graph {self.num_slots}")
         self._plan = plan
@@ -73,10 +74,7 @@ class DaliExecutor:
         stream = torch.cuda.current_stream(self.device) if self._cuda else None
         for b in range(plan.num_batches):
             (views,) = self._pipe.run(stream)
-            rows = self._rows(b)
-            both = torch.from_dlpack(views.as_tensor()).permute(0, 3, 1, 2)
-            half = rows.stop - rows.start
-            yield self._order[rows], both[:half], both[half:]
+            yield self._order[self._rows(b)], torch.from_dlpack(views.as_tensor()).permute(0, 3, 1, 2)
         try:
             self._pipe.run(stream)
         except StopIteration:

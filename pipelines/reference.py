@@ -73,18 +73,18 @@ class _PlanBatches(Dataset):
     def __len__(self) -> int:
         return self.plan.num_batches
 
-    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         indices, params = self.plan.batch(b)
         views: tuple[list[Image.Image], list[Image.Image]] = ([], [])
         for row, index in enumerate(indices):
             image = Image.fromarray(self.images[index])
             for view, view_params in zip(views, params.views):
                 view.append(augment_view(image, view_params, row, self.size))
-        return torch.from_numpy(indices.astype(np.int64)), to_model_input(views[0]), to_model_input(views[1])
+        return torch.from_numpy(indices.astype(np.int64)), to_model_input(views[0] + views[1])
 
 
 class ReferenceExecutor:
-    """Turns (images, EpochPlan) into batches of (indices, view1, view2) the way the reference does.
+    """Turns (images, EpochPlan) into batches of (indices, views) the way the reference does.
 
     `workers` DataLoader processes do the per-sample PIL work (0 = in this process). Batches are
     pinned when CUDA is available, since they are then headed for the GPU.
@@ -97,9 +97,9 @@ class ReferenceExecutor:
         self.size = size
         self.workers = workers
 
-    def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """The plan's batches in plan order: int64 sample indices and two (B, 3, size, size) views."""
+    def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The plan's batches in plan order: int64 sample indices and the (2B, 3, size, size) views,
+        view 1 of the B samples then view 2."""
         loader = DataLoader(_PlanBatches(self.images, plan, self.size), batch_size=None, shuffle=False,
                             num_workers=self.workers, pin_memory=torch.cuda.is_available())
-        for indices, view1, view2 in loader:
-            yield indices, view1, view2
+        yield from loader

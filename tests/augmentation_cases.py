@@ -46,8 +46,8 @@ def dali_views(images: np.ndarray, view: ViewParams) -> np.ndarray:
     n = len(images)
     executor = DaliExecutor(images, size=images.shape[1], num_slots=view.num_slots, batch_size=n,
                             device=torch.device("cpu"))
-    ((_, view1, _),) = list(executor.epoch(EpochPlan(np.arange(n), n, AugParams(view, view))))
-    return to_uint8(view1)
+    ((_, views),) = list(executor.epoch(EpochPlan(np.arange(n), n, AugParams(view, view))))
+    return to_uint8(views[:n])
 
 
 def to_uint8(views: torch.Tensor) -> np.ndarray:

@@ -1,10 +1,12 @@
 """`synthetic-lt`: a built-in, procedurally drawn 32x32 dataset shaped like CIFAR-100.
 
-Each class is a combination of a shape and a fill texture (10 x 10); colour is drawn per image,
-muted (low saturation), and says nothing about the class, as SimCLR's colour jitter and grayscale
-assume of natural images. Every image also varies its position, scale, rotation (so no two shapes or textures are
-rotations of each other), texture frequency and phase, shade, background gradient and noise, so
-raw pixels separate the classes poorly and a network has to learn shape and texture to do well.
+Each class is a combination of a fill texture and a shape (10 x 10; class k has texture k mod 10,
+so a 10-class set differs in texture alone); colour is drawn per image, muted (low saturation), and
+says nothing about the class, as SimCLR's colour jitter and grayscale assume of natural images. Every
+image also varies the object's scale, rotation (no two shapes or textures are rotations of each
+other), position, texture frequency and phase, shade, the background gradient and the noise, so raw
+pixels and mean colour separate the classes poorly. The object fills most of the frame, so
+RandomResizedCrop's views mostly see it: a CPU can show contrastive learning at work in minutes.
 
 An image's pixels depend only on the seed and its index: every random choice of an index space is
 drawn up front (a row of uniforms per image), and only the requested images are rendered,
@@ -127,13 +129,13 @@ def _render_chunk(labels: np.ndarray, params: np.ndarray, noise: np.ndarray) -> 
     p = {name: values[:, None, None] for name, values in column.items()}
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
 
-    radius = 7.0 + 5.0 * p["radius"]
+    radius = 11.0 + 4.0 * p["radius"]
     cos, sin = _direction(p["angle"])
-    dx, dy = x - (10.0 + 12.0 * p["x"]), y - (10.0 + 12.0 * p["y"])
+    dx, dy = x - (14.0 + 4.0 * p["x"]), y - (14.0 + 4.0 * p["y"])
     u, v = (cos * dx + sin * dy) / radius, (cos * dy - sin * dx) / radius
-    coverage = np.clip(0.5 - _per_group(SHAPES, labels % len(SHAPES), u, v) * radius, 0.0, 1.0)
+    coverage = np.clip(0.5 - _per_group(SHAPES, labels // len(TEXTURES) % len(SHAPES), u, v) * radius, 0.0, 1.0)
     frequency = 1.2 + 0.6 * p["frequency"]
-    texture = labels // len(SHAPES) % len(TEXTURES)
+    texture = labels % len(TEXTURES)
     pattern = _per_group(TEXTURES, texture, u * frequency, v * frequency, p["phase"])
     bg_cos, bg_sin = _direction(p["bg_angle"])
     ramp = (bg_cos * (x - SIZE / 2) + bg_sin * (y - SIZE / 2)) / SIZE + 0.5
@@ -141,7 +143,7 @@ def _render_chunk(labels: np.ndarray, params: np.ndarray, noise: np.ndarray) -> 
 
     fill = _hsv_to_rgb(column["hue"], 0.1 + 0.25 * column["saturation"], 0.55 + 0.45 * column["value"])
     tint = 0.15 * (np.stack([column["bg_red"], column["bg_green"], column["bg_blue"]], 1) - 0.5)
-    low, high = (0.1 + 0.8 * column[name][:, None] + tint for name in ("bg_grey1", "bg_grey2"))
+    low, high = (0.3 + 0.4 * column[name][:, None] + tint for name in ("bg_grey1", "bg_grey2"))
     colours = [255.0 * c[:, :, None, None] for c in (low, high - low, fill)]
 
     image = (2.0 + 8.0 * p["noise"][..., None]) * _noise_windows(column, noise)

@@ -1,0 +1,128 @@
+"""The reference's evaluation of a trained backbone, plus what it left unwired.
+
+Linear probes on frozen features of un-augmented images (full shot on the probe pool; 100-, 50-
+and 10-shot averaged over the five subsets), the Many / Medium / Few accuracies and their std
+(classes grouped by their size in the training split), per-class accuracy, and weighted kNN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bcl_dali.checkpoint import load_checkpoint
+from bcl_dali.config import TrainConfig
+from bcl_dali.data import LongTailedData
+from bcl_dali.device import uses_bf16
+from bcl_dali.errors import UserError
+from bcl_dali.features import extract_features
+from bcl_dali.knn import KNN_K, KNN_TEMPERATURE, knn_predict
+from bcl_dali.probe import PROBE_BATCH, PROBE_EPOCHS, PROBE_FINAL_LR, PROBE_LR, PROBE_WEIGHT_DECAY, linear_probe, predict
+from bcl_dali.rundir import LAST, RunDir
+from models import build_model
+from split import class_groups, group_accuracy
+
+FULL = "full"
+
+
+@dataclass
+class Checkpoint:
+    config: TrainConfig
+    model: nn.Module
+    epoch: int
+    path: Path
+
+
+def load_trained(target: Path, device: torch.device) -> Checkpoint:
+    """A run directory (its last.pt) or a checkpoint file written by `train`, as a model in eval mode."""
+    path = target / LAST if target.is_dir() else target
+    if target.is_dir():
+        RunDir.open(target)
+    state = load_checkpoint(path, device)
+    if not isinstance(state, dict) or not {"config", "model", "epoch"} <= state.keys():
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise UserError(f"{path} was not written by `cli.py train` (it holds {keys}); give a run directory "
+                        "or one of its .pt files")
+    config = TrainConfig.from_dict(state["config"])
+    model = build_model(config.family, config.arch, config.width)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise UserError(f"the weights in {path} do not fit a {config.method} {config.arch} of width {config.width} "
+                        "as its config says; the file was altered or mixes two runs") from None
+    model.to(device, memory_format=torch.channels_last).eval()
+    return Checkpoint(config, model, int(state["epoch"]), path)
+
+
+def shot_subsets(data: LongTailedData, shot: str) -> list[np.ndarray]:
+    """Positions into the probe pool that each probe of a shot setting trains on."""
+    if shot == FULL:
+        return [np.arange(len(data.probe))]
+    if not shot.isdigit() or int(shot) not in data.shots:
+        available = ", ".join([FULL, *map(str, sorted(data.shots, reverse=True))])
+        raise UserError(f"--shots {shot!r} is not available for {data.name}; choose from {available}")
+    return data.shots[int(shot)]
+
+
+def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, bf16: bool, shots: list[str],
+             seed: int = 0) -> dict[str, Any]:
+    """Every number of the evaluation for one model (see the module docstring)."""
+    subsets = {shot: shot_subsets(data, shot) for shot in shots}
+    probe_features = extract_features(model, data.probe.images, device, bf16)
+    test_features = extract_features(model, data.test.images, device, bf16)
+    probe_labels = torch.as_tensor(data.probe.labels, device=device)
+    test_labels = torch.as_tensor(data.test.labels, device=device)
+    counts = data.train_class_counts
+    groups = class_groups(counts)
+    results: dict[str, Any] = {
+        "num_classes": data.num_classes,
+        "train_class_counts": counts.tolist(),
+        "groups": {name: ids.tolist() for name, ids in groups.items()},
+        "knn_top1": _top1(knn_predict(probe_features, probe_labels, test_features, data.num_classes), test_labels),
+        "shots": {},
+    }
+    for shot, positions_list in subsets.items():
+        per_subset = []
+        for i, positions in enumerate(positions_list):
+            rows = torch.as_tensor(positions, device=device)
+            probe = linear_probe(probe_features[rows], probe_labels[rows], data.num_classes, seed=seed + i)
+            per_subset.append(per_class_accuracy(predict(probe, test_features), test_labels, data.num_classes))
+        per_class = np.mean(per_subset, axis=0)
+        top1 = [float(accuracy.mean()) for accuracy in per_subset]
+        grouped = group_accuracy(per_class, groups)
+        results["shots"][shot] = {
+            "top1": float(np.mean(top1)), "top1_std": float(np.std(top1)), "subsets": len(per_subset),
+            "many": grouped.many, "medium": grouped.medium, "few": grouped.few, "group_std": grouped.std,
+            "per_class": per_class.tolist(),
+        }
+    return results
+
+
+def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Accuracy (%) of each class on the test set."""
+    hits = torch.zeros(num_classes, device=labels.device).index_add_(0, labels, (predictions == labels).float())
+    totals = torch.bincount(labels, minlength=num_classes).clamp_min(1)
+    return (hits / totals * 100).cpu().numpy()
+
+
+def _top1(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((predictions == labels).double().mean() * 100)
+
+
+def settings() -> dict[str, Any]:
+    """The protocol's constants, recorded beside every result."""
+    return {"probe": {"optimizer": "adam", "lr": PROBE_LR, "final_lr": PROBE_FINAL_LR,
+                      "weight_decay": PROBE_WEIGHT_DECAY, "epochs": PROBE_EPOCHS, "batch": PROBE_BATCH},
+            "knn": {"k": KNN_K, "temperature": KNN_TEMPERATURE, "similarity": "cosine"}}
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: torch.device, shots: list[str]) -> dict:
+    results = evaluate(checkpoint.model, data, device, uses_bf16(checkpoint.config.precision, device), shots,
+                       seed=checkpoint.config.seed)
+    return {"checkpoint": str(checkpoint.path), "epoch": checkpoint.epoch, "method": checkpoint.config.method,
+            "dataset": checkpoint.config.dataset, "split": checkpoint.config.split, "device": str(device),
+            "settings": settings(), **results}

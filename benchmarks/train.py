@@ -1,0 +1,121 @@
+"""End-to-end training throughput: ours, and the reference configuration beside it.
+
+Both run whole epochs on the built-in synthetic-lt training set (9,754 images, CIFAR-100-LT's
+size and profile) with the same model size, batch and policy; the first epoch (graph build, cuDNN
+autotuning, worker start-up) is excluded. The reference configuration is the reference code's
+way of training: fp32, NCHW, the PIL executor in DataLoader worker processes (one per core), the
+per-sample Python loop that updates the momentum loss, and a loss read back to the host every
+step. The speed-up is the ratio of the two, measured in the same process.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from bcl_dali.config import TrainConfig
+from bcl_dali.momentum import MomentumLoss
+from bcl_dali.run_training import load_run_data
+from bcl_dali.schedule import lr_at
+from bcl_dali.steps import STEPS
+from bcl_dali.executors import build_executor
+from bcl_dali.policy import BoostPolicy
+from bcl_dali.trainer import Trainer
+from benchmarks.timing import gpu_name, synchronize
+from models import build_model
+from pipelines.plan import EpochPlan
+from pipelines.reference import ReferenceExecutor
+
+
+def measure_training(method: str, device: torch.device, epochs: int, batch_size: int = 512, width: int = 64,
+                     compile_model: bool = False, num_classes: int = 100) -> dict:
+    """Our training loop (the `train` command's, without evaluation or checkpoints)."""
+    config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
+                         batch_size=batch_size, epochs=epochs, device=str(device), compile=compile_model).resolve()
+    data = load_run_data(config)
+    trainer = Trainer(config, data, device, build_executor(config, data, device))
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        trainer.train_epoch()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return _result("ours", config, device, trainer.num_samples, seconds)
+
+
+def measure_reference(method: str, device: torch.device, epochs: int, batch_size: int = 512,
+                      width: int = 64, num_classes: int = 100) -> dict:
+    """The reference configuration (see the module docstring) on the same data and policy."""
+    config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
+                         batch_size=batch_size, epochs=epochs, device=str(device), executor="reference",
+                         precision="fp32").resolve()
+    data = load_run_data(config)
+    torch.manual_seed(config.seed)
+    model = build_model(config.family, config.arch, config.width).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    executor = ReferenceExecutor(data.train.images, size=data.train.images.shape[1], workers=config.workers)
+    momentum = MomentumLoss(len(data.train.labels), config.beta, device)
+    policy, backward, rng = BoostPolicy(config.rand_k, config.rand_strength), STEPS[config.family], np.random.default_rng(0)
+    steps_per_epoch = math.ceil(len(data.train.labels) / batch_size)
+    step, seconds = 0, []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        weights = momentum.weights().cpu().numpy()
+        order = rng.permutation(len(weights))
+        plan = EpochPlan(order, batch_size, policy.sample(weights[order], rng, data.train.images.shape[1:3]))
+        if config.family == "sdclr":
+            model.prune(config.prune_ratio)
+        model.train()
+        for indices, views in executor.epoch(plan):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, config.lr, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
+            optimizer.zero_grad()
+            loss = backward(model, views.to(device), config.temperature, False)
+            _per_sample_momentum_loop(momentum, indices, loss, epoch, config.beta)
+            optimizer.step()
+            float(loss.mean().detach().cpu())
+            step += 1
+        momentum.end_epoch()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return _result("reference", config, device, len(data.train.labels), seconds)
+
+
+def _per_sample_momentum_loop(momentum: MomentumLoss, indices: torch.Tensor, loss: torch.Tensor, epoch: int,
+                              beta: float) -> None:
+    """The reference's update: one Python iteration (and small kernels) per sample."""
+    for count in range(indices.size()[0]):
+        if epoch > 0:
+            momentum.ema[indices[count]] = (1.0 - beta) * loss[count].clone().detach() + beta * momentum.ema[indices[count]]
+        else:
+            momentum.ema[indices[count]] = loss[count].clone().detach()
+
+
+def _result(configuration: str, config: TrainConfig, device: torch.device, samples: int, seconds: list[float]) -> dict:
+    timed = seconds[1:] or seconds
+    return {"benchmark": "train", "configuration": configuration, "method": config.method, "device": str(device),
+            "gpu": gpu_name(device), "batch_size": config.batch_size, "width": config.width, "epochs": len(seconds),
+            "executor": config.executor, "workers": config.workers, "precision": config.precision,
+            "compile": config.compile, "epoch_seconds": seconds,
+            "samples_per_second": samples * len(timed) / sum(timed)}
+
+
+def compare(method: str, device: torch.device, epochs: int, batch_size: int, width: int,
+            compile_model: bool = False, num_classes: int = 100) -> dict:
+    ours = measure_training(method, device, epochs, batch_size, width, compile_model, num_classes)
+    reference = measure_reference(method, device, epochs, batch_size, width, num_classes)
+    return {"benchmark": "compare", "method": method, "device": str(device), "gpu": gpu_name(device),
+            "ours": ours, "reference": reference,
+            "speedup": ours["samples_per_second"] / reference["samples_per_second"]}
+
+
+def summary(result: dict) -> str:
+    if result["benchmark"] == "compare":
+        return (f"train {result['method']} on {result['device']}: ours {result['ours']['samples_per_second']:,.0f} "
+                f"samples/s, reference configuration {result['reference']['samples_per_second']:,.0f} samples/s, "
+                f"speed-up {result['speedup']:.2f}x")
+    return (f"train {result['method']} ({result['configuration']}) on {result['device']}: "
+            f"{result['samples_per_second']:,.0f} samples/s (batch {result['batch_size']}, width {result['width']}, "
+            f"{result['epochs']} epochs, first excluded)")

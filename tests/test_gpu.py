@@ -1,0 +1,86 @@
+"""What only a GPU can show. `python -m pytest -m gpu` on a lent machine runs them all; without CUDA
+they are skipped."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bcl_dali.config import TrainConfig
+from bcl_dali.executors import build_executor
+from bcl_dali.policy import BoostPolicy
+from bcl_dali.run_training import load_run_data
+from bcl_dali.show import denormalize
+from bcl_dali.trainer import Trainer
+from pipelines.dali_executor import DaliExecutor
+from pipelines.plan import EpochPlan
+from tests.augmentation_cases import natural_images
+from tests.cli_support import run
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+CUDA = torch.device("cuda")
+
+
+def _plan(n: int, k: int, seed: int) -> EpochPlan:
+    rng = np.random.default_rng(seed)
+    return EpochPlan(rng.permutation(n), 16, BoostPolicy(k).sample(rng.random(n), rng, (32, 32)))
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_gpu_graph_builds_runs_and_agrees_with_the_cpu_graph(k):
+    images = natural_images(48, seed=k)
+    plan = _plan(48, k, seed=k)
+    on_gpu = DaliExecutor(images, size=32, num_slots=k, batch_size=16, device=CUDA)
+    on_cpu = DaliExecutor(images, size=32, num_slots=k, batch_size=16, device=torch.device("cpu"))
+    for (gpu_indices, gpu_views), (cpu_indices, cpu_views) in zip(on_gpu.epoch(plan), on_cpu.epoch(plan)):
+        assert gpu_views.is_cuda and gpu_indices.is_cuda
+        assert torch.equal(gpu_indices.cpu(), cpu_indices)
+        difference = np.abs(denormalize(gpu_views).astype(int) - denormalize(cpu_views).astype(int))
+        assert difference.mean() < 0.1, difference.mean()
+
+
+def test_views_reach_the_model_without_a_copy():
+    """float16 NHWC from DALI is a channels_last NCHW tensor: under bf16 autocast the trainer feeds it
+    to the model as it is (no permute, no dtype or layout copy)."""
+    config = TrainConfig(dataset="synthetic-lt", num_classes=3, width=16, batch_size=16, epochs=1,
+                         device="cuda").resolve()
+    data = load_run_data(config)
+    trainer = Trainer(config, data, CUDA, build_executor(config, data, CUDA))
+    plan, _ = trainer.plan_epoch()
+    indices, views = next(iter(trainer.executor.epoch(plan)))
+    assert views.dtype == torch.float16 and views.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.bf16 and trainer._model_input(views).data_ptr() == views.data_ptr()
+
+
+def test_training_images_stay_on_the_gpu():
+    images = natural_images(40, seed=1)
+    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=16, device=CUDA)
+    assert executor._images.is_cuda
+    list(executor.epoch(_plan(40, 1, seed=1)))
+    assert executor._order.is_cuda  # batches are gathered on the device by index
+
+
+def test_training_step_never_synchronises_with_the_host():
+    config = TrainConfig(method="bcl-d", dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
+                         epochs=2, device="cuda").resolve()
+    trainer = Trainer(config, load_run_data(config), CUDA, executor=None)
+    trainer.momentum.end_epoch()
+    views = torch.randn(32, 32, 32, 3, device=CUDA, dtype=torch.float16).permute(0, 3, 1, 2)
+    indices = torch.arange(16, device=CUDA)
+    trainer.train_step(indices, views)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trainer.train_step(indices, views)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
+def test_short_training_run_on_the_gpu(tmp_path, method):
+    result = run("train", "--method", method, "--dataset", "synthetic-lt", "--num-classes", "10",
+                 "--epochs", "2", "--batch-size", "64", "--device", "cuda", "--out", tmp_path / method)
+    assert result.exit_code == 0, result.output
+    assert "kNN top-1" in result.stdout

@@ -1,0 +1,64 @@
+"""The fast path's promises that a CPU can check: no host synchronisation inside the training step,
+and the prepared GPU check runs (at tiny sizes, on the CPU)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bcl_dali.config import TrainConfig
+from bcl_dali.run_training import load_run_data
+from bcl_dali.trainer import Trainer
+
+REPO = Path(__file__).parents[1]
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
+"""Every way Python code can pull a tensor's value to the host. On CUDA each one blocks until the
+GPU has caught up; torch's own data-dependent syncs (nonzero, masked_select...) are caught on a GPU
+by torch.cuda.set_sync_debug_mode in tests/test_gpu.py."""
+
+
+@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
+def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
+    config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
+                         epochs=2, device="cpu").resolve()
+    trainer = Trainer(config, load_run_data(config), torch.device("cpu"), executor=None)
+    trainer.momentum.end_epoch()  # the EMA branch of the update, as in every epoch after the first
+    views = torch.randn(32, 32, 32, 3).permute(0, 3, 1, 2)
+    indices = torch.arange(16)
+    trainer.train_step(indices, views)  # warm-up outside the counted region
+    reads = []
+
+    def refuse(name):
+        def read(tensor, *args, **kwargs):
+            reads.append(name)
+            return original[name](tensor, *args, **kwargs)
+        return read
+
+    original = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, refuse(name))
+    loss = trainer.train_step(indices + 16, views)
+    monkeypatch.undo()
+    assert reads == []
+    assert loss.shape == (16,) and torch.isfinite(loss).all()
+
+
+def test_gpu_check_smoke_runs_every_item(tmp_path):
+    """benchmarks/gpu_check.sh --smoke: the GPU check's code at tiny sizes on the CPU."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(tmp_path), "--smoke"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    failed = {name: item["error"] for name, item in results.items() if isinstance(item, dict) and "error" in item}
+    assert not failed
+    for name in ("pipeline_dali", "pipeline_reference", "step_bcl-d", "train_bcl-i_vs_reference", "train_sdclr"):
+        figure = results[name].get("samples_per_second") or results[name]["speedup"]
+        assert figure > 0, name
+    assert results["bcl-i_training_run"]["summary"]["epochs"] == 2
+    assert (tmp_path / "check.log").read_text().count("\n") >= 10
