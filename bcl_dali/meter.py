@@ -16,6 +16,7 @@ class RunningMean:
         self.total = torch.zeros((), dtype=torch.float64, device=device)
         self.count = 0
         self._cuda = device.type == "cuda"
+        self._device = device
         self._host = torch.zeros((), dtype=torch.float64, pin_memory=self._cuda)
         self._event = torch.cuda.Event() if self._cuda else None
         self._copied_count = 0
@@ -33,7 +34,7 @@ class RunningMean:
             self._landed, self._pending = float(self._host) / max(self._copied_count, 1), False
         if not self._pending:
             self._host.copy_(self.total, non_blocking=True)
-            self._event.record()
+            self._event.record(torch.cuda.current_stream(self._device))
             self._copied_count, self._pending = self.count, True
         return self._landed
 

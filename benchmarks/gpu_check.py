@@ -56,16 +56,16 @@ def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> d
     b, w, c = sizes.batch_size, sizes.width, sizes.num_classes
     items: list[tuple[str, Callable[[], object]]] = [
         ("pipeline_dali", lambda: measure_pipeline("dali", device, b, sizes.pipeline_iters, cores, num_classes=c)),
-        ("pipeline_reference", lambda: measure_pipeline("reference", device, b, sizes.reference_iters, cores,
-                                                         num_classes=c)),
     ]
     items += [(f"step_{m}", lambda m=m: measure_step(m, device, b, sizes.step_iters, w, num_classes=c)) for m in METHODS]
-    if sizes.compile:
-        items.append(("step_bcl-i_compiled", lambda: measure_step("bcl-i", device, b, sizes.step_iters, w, True, c)))
     items.append(("train_bcl-i_vs_reference", lambda: compare("bcl-i", device, sizes.epochs, b, w, num_classes=c)))
     items += [(f"train_{m}", lambda m=m: measure_training(m, device, sizes.epochs, b, w, num_classes=c))
               for m in ("simclr", "sdclr", "bcl-d")]
     items.append(("bcl-i_training_run", lambda: _training_run(sizes)))
+    items.append(("pipeline_reference", lambda: measure_pipeline("reference", device, b, sizes.reference_iters, cores,
+                                                                 num_classes=c)))
+    if sizes.compile:  # last: compilation takes the longest and is the least certain
+        items.append(("step_bcl-i_compiled", lambda: measure_step("bcl-i", device, b, sizes.step_iters, w, True, c)))
     for name, measure in items:
         start = time.perf_counter()
         try:
