@@ -12,6 +12,6 @@ python=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 if [ "$mode" != "--smoke" ]; then
-    timeout 300 "$python" -m pytest -q -m gpu tests 2>&1 | tee "$out/gpu_tests.log"
+    timeout 300 "$python" -m pytest -q -s -m gpu tests 2>&1 | tee "$out/gpu_tests.log"
 fi
 "$python" -m benchmarks.gpu_check "$out" $mode

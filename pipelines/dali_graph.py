@@ -1,11 +1,17 @@
-"""The DALI graph of one view: a fixed, branch-free chain of stages over the whole batch.
+"""The DALI graphs of the augmentation: a fixed, branch-free chain of stages over the whole batch.
 
-Every stage runs on every sample with per-sample parameters that are the identity where the
-sample does not use it (principle 2 of DESIGN.md), so the graph has no conditionals and its size
-does not grow with the number of ops. Stages follow PIL's integer arithmetic: ImageEnhance blends
-in float32 and truncates, grey is PIL's rounded fixed-point L, point maps are one table lookup,
-and the hue adjustment is PIL's 8-bit HSV round trip with PIL's float32 / float64 rounding
-steps. The same definition builds for `device="cpu"` and `device="gpu"`.
+Two graphs: `crop_resize_flip` makes each view's crop, one DALI sample per view (crops differ in
+size); `augment` runs everything else on the views as frames of a few long sequences (FHWC), so
+each operator is one launch over the batch, not one per sample: per-sample work in DALI costs on
+the order of a microsecond per operator, and a batch holds a thousand views.
+
+Every stage runs on every frame with per-frame parameters that are the identity where the view
+does not use it (principle 2 of DESIGN.md), so the graph has no conditionals and its size does not
+grow with the number of ops. Stages follow PIL's integer arithmetic: ImageEnhance blends in
+float32 and truncates, grey is PIL's rounded fixed-point L, point maps are one table lookup, and
+the hue adjustment is PIL's 8-bit HSV round trip with PIL's float32 / float64 rounding steps.
+Every rounding is written out (floor, then an exact cast), since DALI's casts round ties away from
+zero on the CPU but to even on the GPU. The same definitions build for "cpu" and "gpu".
 """
 from __future__ import annotations
 
@@ -27,16 +33,17 @@ LUT_KEYS = list(range(len(LUT_VALUES)))
 
 
 class GraphInputs:
-    """The per-sample parameter nodes: CPU for named arguments, the pipeline's device for
-    arithmetic operands (DALI accepts only CPU data as per-sample named arguments)."""
+    """The parameter nodes: CPU for named arguments (DALI accepts only CPU data there; per-frame in
+    the augment graph), the pipeline's device for arithmetic operands."""
 
-    def __init__(self, nodes: dict[str, DataNode], device: str) -> None:
+    def __init__(self, nodes: dict[str, DataNode], device: str, per_frame: bool) -> None:
         self._nodes = nodes
         self._device = device
+        self._per_frame = per_frame
         self._on_device: dict[str, DataNode] = {}
 
     def arg(self, name: str) -> DataNode:
-        return self._nodes[name]
+        return fn.per_frame(self._nodes[name]) if self._per_frame else self._nodes[name]
 
     def tensor(self, name: str) -> DataNode:
         if self._device == "cpu":
@@ -50,20 +57,20 @@ class GraphInputs:
         return types.Constant(values, device=self._device)
 
 
-def augment(images: DataNode, inputs: GraphInputs, size: int, num_slots: int) -> DataNode:
-    """uint8 HWC images -> the augmented, normalised float16 HWC view."""
-    x = crop_resize_flip(images, inputs, size)
+def augment(frames: DataNode, inputs: GraphInputs, size: int, num_slots: int) -> DataNode:
+    """uint8 FHWC crops -> the augmented, normalised float16 FHWC views."""
+    x = frames
     for j in range(JITTER_SLOTS):
         if j == PRE_HUE_SLOTS:
             x = hue(x, inputs.tensor("hue_shift"), inputs.tensor("hue_active"), inputs)
         x = _truncate(blend(x, inputs.tensor(f"jitter_factor{j}"), inputs.tensor(f"jitter_grey{j}"),
                             inputs.tensor(f"jitter_mean{j}")))
-    x = fn.coord_transform(x, M=inputs.arg("grayscale"), dtype=types.UINT8)
-    interior = inputs.constant(_interior_mask(size))
+    x = _round(fn.coord_transform(x, M=inputs.arg("grayscale")))
+    frame = _Frame(inputs, size)
     for s in range(num_slots):
-        x = rand_augment_slot(x, inputs, f"slot{s}_", interior, float(size * size))
+        x = rand_augment_slot(x, inputs, f"slot{s}_", frame)
     return fn.crop_mirror_normalize(x, mean=[255 * m for m in MEAN], std=[255 * s for s in STD],
-                                    dtype=types.FLOAT16, output_layout="HWC")
+                                    dtype=types.FLOAT16, output_layout="FHWC")
 
 
 def crop_resize_flip(images: DataNode, inputs: GraphInputs, size: int) -> DataNode:
@@ -85,8 +92,8 @@ def blend(x: DataNode, factor: DataNode, grey: DataNode, mean: DataNode,
     D = grey * L + mean * round(mean(L)) (+ extra): black for Brightness (all weights 0), the grey
     image L for Color / saturation, its rounded mean for Contrast, the smoothed image for Sharpness.
     """
-    luma = fn.coord_transform(x, M=LUMA_ROW, dtype=types.UINT8)
-    mean_grey = fn.cast(fn.reductions.mean(luma, axis_names="HW", keep_dims=True), dtype=types.UINT8)
+    luma = _round(fn.coord_transform(x, M=LUMA_ROW))
+    mean_grey = _round(fn.reductions.mean(luma, axis_names="HW", keep_dims=True))
     degenerate = luma * grey + mean_grey * mean
     if extra_degenerate is not None:
         degenerate = degenerate + extra_degenerate
@@ -94,9 +101,14 @@ def blend(x: DataNode, factor: DataNode, grey: DataNode, mean: DataNode,
 
 
 def _truncate(y: DataNode) -> DataNode:
-    """PIL's blend result: truncated towards zero and clipped to [0, 255]. DALI's cast rounds
-    half away from zero and saturates, so casting y - 1/2 gives floor(y) for every y >= 0."""
-    return fn.cast(y - 0.5, dtype=types.UINT8)
+    """PIL's blend result: truncated towards zero and clipped to [0, 255] (the cast saturates)."""
+    return fn.cast(dmath.floor(y), dtype=types.UINT8)
+
+
+def _round(y: DataNode) -> DataNode:
+    """Round half up to uint8, as PIL's fixed-point grey (+ 0x8000 >> 16), int(mean + 0.5) and C's
+    round() of non-negative values do."""
+    return fn.cast(dmath.floor(y + 0.5), dtype=types.UINT8)
 
 
 def hue(x: DataNode, shift: DataNode, active: DataNode, inputs: GraphInputs) -> DataNode:
@@ -112,7 +124,7 @@ def hue(x: DataNode, shift: DataNode, active: DataNode, inputs: GraphInputs) -> 
                                  values=SATURATION_VALUES, dtype=types.FLOAT)
 
     # h = offset + q(plus) - q(minus), q(c) = (v - c) / chroma in float32, by the first maximal channel
-    red, green, blue = x[:, :, 0:1], x[:, :, 1:2], x[:, :, 2:3]
+    red, green, blue = x[:, :, :, 0:1], x[:, :, :, 1:2], x[:, :, :, 2:3]
     red_max = fn.cast(red == value, dtype=types.FLOAT)
     green_max = fn.cast(green == value, dtype=types.FLOAT) * (1.0 - red_max)
     blue_max = 1.0 - red_max - green_max
@@ -130,7 +142,7 @@ def hue(x: DataNode, shift: DataNode, active: DataNode, inputs: GraphInputs) -> 
     rounded = fn.lookup_table(key, keys=HSV_KEYS, values=HSV_FLOAT32_WEIGHTS, dtype=types.FLOAT)
     product = _f64(saturation) * exact + _f64(saturation * rounded)
     converted = _f64(fn.cast(value, dtype=types.FLOAT)) * (1.0 - product)
-    return fn.cast(converted * active + x * (1.0 - active), dtype=types.UINT8)
+    return _round(converted * active + x * (1.0 - active))
 
 
 def _saturation_table() -> np.ndarray:
@@ -169,33 +181,47 @@ HSV_FLOAT64_WEIGHTS, HSV_FLOAT32_WEIGHTS = ([float(v) for v in w] for w in _hsv_
 HSV_KEYS = list(range(768))
 
 
-def rand_augment_slot(x: DataNode, inputs: GraphInputs, prefix: str, interior: DataNode, pixels: float) -> DataNode:
+class _Frame:
+    """Constants over a frame's pixels, made once per graph: the 1-pixel border (PIL's filter
+    copies it) and the row and column indices (for Cutout's box)."""
+
+    def __init__(self, inputs: GraphInputs, size: int) -> None:
+        interior = np.zeros((size, size, 1), np.float32)
+        interior[1:-1, 1:-1] = 1
+        self.interior = inputs.constant(interior)
+        self.rows = inputs.constant(np.arange(size, dtype=np.float32).reshape(size, 1, 1))
+        self.columns = inputs.constant(np.arange(size, dtype=np.float32).reshape(1, size, 1))
+        self.pixels = float(size * size)
+        self.fill = inputs.constant(np.array(CUTOUT_FILL, np.float32))
+
+
+def rand_augment_slot(x: DataNode, inputs: GraphInputs, prefix: str, frame: _Frame) -> DataNode:
     """One RandAugment slot: every stage runs, each is the identity unless this sample's op uses it.
 
     At most one stage is active per sample, so their order does not matter, and the blend and the
     autocontrast share one truncation (each is exactly the identity where inactive)."""
     x = fn.warp_affine(x, matrix=inputs.arg(prefix + "affine"), fill_value=0, interp_type=types.INTERP_NN)
-    smoothed = _smoothed(x, interior) * inputs.tensor(prefix + "smooth")
+    smoothed = _smoothed(x, frame.interior) * inputs.tensor(prefix + "smooth")
     y = blend(x, inputs.tensor(prefix + "factor"), inputs.tensor(prefix + "grey"), inputs.tensor(prefix + "mean"),
               smoothed)
     x = _truncate(_auto_contrast(x, y, inputs.tensor(prefix + "autocontrast")))
     x = fn.lookup_table(x + inputs.tensor(prefix + "lut"), keys=LUT_KEYS, values=LUT_VALUES, dtype=types.UINT8)
-    y = _equalize(x, inputs.tensor(prefix + "equalize"), pixels)
-    y = fn.erase(y, anchor=inputs.arg(prefix + "cutout_anchor"), shape=inputs.arg(prefix + "cutout_shape"),
-                 axis_names="HW", fill_value=list(CUTOUT_FILL))
-    return fn.cast(y, dtype=types.UINT8)
+    y = _equalize(x, inputs.tensor(prefix + "equalize"), frame.pixels)
+    return fn.cast(_cutout(y, inputs, prefix, frame), dtype=types.UINT8)
+
+
+def _cutout(y: DataNode, inputs: GraphInputs, prefix: str, frame: _Frame) -> DataNode:
+    """Fill the frame's box [top, bottom) x [left, right) with the reference's grey (empty: nothing)."""
+    inside = ((frame.rows >= inputs.tensor(prefix + "cutout_top")) & (frame.rows < inputs.tensor(prefix + "cutout_bottom"))
+              & (frame.columns >= inputs.tensor(prefix + "cutout_left"))
+              & (frame.columns < inputs.tensor(prefix + "cutout_right")))
+    return y + inside * (frame.fill - y)
 
 
 def _smoothed(x: DataNode, interior: DataNode) -> DataNode:
     """PIL's x.filter(SMOOTH): the 3x3 kernel rounded to uint8 inside, the 1-pixel border copied."""
     xf = fn.cast(x, dtype=types.FLOAT)
     return xf + (fn.filter(x, SMOOTH_KERNEL) - xf) * interior
-
-
-def _interior_mask(size: int) -> np.ndarray:
-    mask = np.zeros((size, size, 1), np.float32)
-    mask[1:-1, 1:-1] = 1
-    return mask
 
 
 def _auto_contrast(x: DataNode, y: DataNode, active: DataNode) -> DataNode:

@@ -1,8 +1,9 @@
-"""From the sampler's parameters to the per-sample arrays the DALI graph reads.
+"""From the sampler's parameters to the arrays the DALI graphs read.
 
 Vectorised over samples: a loop runs over the 15 ops and the 4 jitter positions, never over
-samples. One `GraphParams` row describes one view of one image; the executor stacks the rows of
-both views into one DALI batch so every operator runs once for both views.
+samples. One `GraphParams` row describes one view of one image. The crop fields feed the crop
+graph, one DALI sample per view; every other field is a per-frame input of the augmentation
+graph, which sees the views as frames of a few long sequences.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ has three colour-map slots before its single hue stage and three after, which fi
 (hue at position p leaves p adjustments before it and 3 - p after)."""
 JITTER_SLOTS = 2 * PRE_HUE_SLOTS
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+CROP_FIELDS = ("crop_anchor", "crop_shape", "flip_start", "flip_end")
 
 
 @dataclass
@@ -57,25 +59,30 @@ class GraphParams:
                  for i in range(len(parts[0].slots))]
         return cls(**values, slots=slots)
 
-    def arrays(self) -> list[np.ndarray]:
-        """Flat list in graph-input order (see `input_names`); jitter slots split one array each."""
+    def crop_arrays(self) -> list[np.ndarray]:
+        """Per-sample inputs of the crop graph, in CROP_FIELDS order."""
+        return [np.ascontiguousarray(getattr(self, name)) for name in CROP_FIELDS]
+
+    def frame_arrays(self) -> list[np.ndarray]:
+        """Per-frame inputs of the augmentation graph in `frame_input_names` order: a per-frame
+        scalar as (n, 1, 1, 1), so it broadcasts over (frames, H, W, C); matrices as they are."""
         flat = []
         for f in fields(self):
             if f.name.startswith("jitter_"):
                 flat += [getattr(self, f.name)[:, j] for j in range(JITTER_SLOTS)]
-            elif f.name != "slots":
+            elif f.name not in CROP_FIELDS and f.name != "slots":
                 flat.append(getattr(self, f.name))
         for slot in self.slots:
             flat += slot.arrays()
-        return [np.ascontiguousarray(a) for a in flat]
+        return [np.ascontiguousarray(a.reshape(-1, 1, 1, 1) if a.ndim == 1 else a) for a in flat]
 
 
-def input_names(num_slots: int) -> list[str]:
+def frame_input_names(num_slots: int) -> list[str]:
     names = []
     for f in fields(GraphParams):
         if f.name.startswith("jitter_"):
             names += [f"{f.name}{j}" for j in range(JITTER_SLOTS)]
-        elif f.name != "slots":
+        elif f.name not in CROP_FIELDS and f.name != "slots":
             names.append(f.name)
     for s in range(num_slots):
         names += [f"slot{s}_{f.name}" for f in fields(SlotParams)]

@@ -189,8 +189,8 @@ def _cutout_slot(p: SlotParams, rows: np.ndarray, v: np.ndarray, aux: np.ndarray
     y0 = np.floor(np.maximum(0.0, aux[:, 1] * h - side / 2))
     x1 = np.minimum(np.floor(np.minimum(w, x0 + side)), w - 1)
     y1 = np.minimum(np.floor(np.minimum(h, y0 + side)), h - 1)
-    p.cutout_anchor[rows] = np.stack([y0, x0], 1)
-    p.cutout_shape[rows] = np.stack([y1 - y0 + 1, x1 - x0 + 1], 1)
+    p.cutout_top[rows], p.cutout_left[rows] = y0, x0
+    p.cutout_bottom[rows], p.cutout_right[rows] = y1 + 1, x1 + 1
 
 
 RAND_OPS: tuple[RandOp, ...] = (

@@ -38,10 +38,14 @@ class SlotParams:
     """(n,) uint16: offset of the sample's point table in `lut_tables()` (0: identity)."""
     equalize: np.ndarray
     """(n,) float32 in {0, 1}: histogram equalisation."""
-    cutout_anchor: np.ndarray
-    """(n, 2) float32: top-left (y, x) of the erased square."""
-    cutout_shape: np.ndarray
-    """(n, 2) float32: (height, width) of the erased square; (0, 0) erases nothing."""
+    cutout_top: np.ndarray
+    """(n,) float32: first row of the filled square (Cutout)."""
+    cutout_left: np.ndarray
+    """(n,) float32: first column of the filled square."""
+    cutout_bottom: np.ndarray
+    """(n,) float32: row after the square's last; equal to `cutout_top` (0) fills nothing."""
+    cutout_right: np.ndarray
+    """(n,) float32: column after the square's last."""
 
     @classmethod
     def identity(cls, n: int) -> SlotParams:
@@ -54,8 +58,10 @@ class SlotParams:
             autocontrast=np.zeros(n, np.float32),
             lut=np.zeros(n, np.uint16),
             equalize=np.zeros(n, np.float32),
-            cutout_anchor=np.zeros((n, 2), np.float32),
-            cutout_shape=np.zeros((n, 2), np.float32),
+            cutout_top=np.zeros(n, np.float32),
+            cutout_left=np.zeros(n, np.float32),
+            cutout_bottom=np.zeros(n, np.float32),
+            cutout_right=np.zeros(n, np.float32),
         )
 
     def arrays(self) -> list[np.ndarray]:

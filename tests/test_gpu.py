@@ -8,6 +8,7 @@ import torch
 
 from bcl_dali.config import TrainConfig
 from bcl_dali.executors import build_executor
+from bcl_dali.meter import RunningMean
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.run_training import load_run_data
 from bcl_dali.show import denormalize
@@ -30,13 +31,16 @@ def _plan(n: int, k: int, seed: int) -> EpochPlan:
 def test_gpu_graph_builds_runs_and_agrees_with_the_cpu_graph(k):
     images = natural_images(48, seed=k)
     plan = _plan(48, k, seed=k)
-    on_gpu = DaliExecutor(images, size=32, num_slots=k, batch_size=16, device=CUDA)
-    on_cpu = DaliExecutor(images, size=32, num_slots=k, batch_size=16, device=torch.device("cpu"))
-    for (gpu_indices, gpu_views), (cpu_indices, cpu_views) in zip(on_gpu.epoch(plan), on_cpu.epoch(plan)):
+    on_gpu = list(DaliExecutor(images, size=32, num_slots=k, batch_size=16, device=CUDA).epoch(plan))
+    on_cpu = list(DaliExecutor(images, size=32, num_slots=k, batch_size=16, device=torch.device("cpu")).epoch(plan))
+    assert len(on_gpu) == len(on_cpu) == plan.num_batches
+    for (gpu_indices, gpu_views), (cpu_indices, cpu_views) in zip(on_gpu, on_cpu):
         assert gpu_views.is_cuda and gpu_indices.is_cuda
         assert torch.equal(gpu_indices.cpu(), cpu_indices)
         difference = np.abs(denormalize(gpu_views).astype(int) - denormalize(cpu_views).astype(int))
-        assert difference.mean() < 0.1, difference.mean()
+        print(f"k={k}: GPU vs CPU mean |difference| {difference.mean():.4f}, max {difference.max()}, "
+              f"equal {np.mean(difference == 0):.4f}")
+        assert difference.mean() < 0.5 and np.mean(difference == 0) > 0.9
 
 
 def test_views_reach_the_model_without_a_copy():
@@ -69,10 +73,13 @@ def test_training_step_never_synchronises_with_the_host():
     indices = torch.arange(16, device=CUDA)
     trainer.train_step(indices, views)
     torch.cuda.synchronize()
+    mean_loss = RunningMean(CUDA)
     torch.cuda.set_sync_debug_mode("error")
     try:
+        trainer.model.prune(config.prune_ratio)
         for _ in range(3):
-            trainer.train_step(indices, views)
+            mean_loss.add(trainer.train_step(indices, views))
+            mean_loss.peek()
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
