@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, TypeVar
 
+from bcl_dali.data import DATASETS
+from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
+from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,11 @@ DEMO_BUDGET = Budget(epochs=4, width=16, warmup_epochs=1, batch_size=256, lr=0.5
 """The built-in data set's default: a run that shows learning within minutes on a 2-core CPU."""
 BUDGETS: dict[str, Budget] = {"synthetic-lt": DEMO_BUDGET}
 
-DATASETS = ("synthetic-lt", "cifar100-lt", "cifar10-lt", "npz")
 ARCHS = ("resnet18", "resnet50")
 EXECUTORS = ("dali", "reference")
 PRECISIONS = ("auto", "bf16", "fp32")
+
+T = TypeVar("T")
 
 OPERATIONAL_FIELDS = frozenset({
     "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "stop_after", "epochs",
@@ -120,7 +123,7 @@ class TrainConfig:
             warmup_epochs=_default(self.warmup_epochs, budget.warmup_epochs),
             weight_decay=_default(self.weight_decay, method.weight_decay),
             rand_k=_default(self.rand_k, method.rand_k),
-            workers=_default(self.workers, _cpu_count()),
+            workers=_default(self.workers, cpu_count()),
         )
         resolved._validate()
         return resolved
@@ -145,8 +148,9 @@ class TrainConfig:
             (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
             (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
             (self.dataset != "npz" or self.data_dir is not None, "--dataset npz needs --data-dir FILE.npz"),
-            (self.rand_k == 0 or self.rand_strength >= (10.0 if self.rand_k == 1 else 5.0),
-             "--rand-strength must be >= 10 for k = 1 and >= 5 for k >= 2 (the magnitude floor)"),
+            (self.rand_k == 0 or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
+             f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
+             "(the magnitude floor)"),
             (self.method not in ("sdclr", "bcl-d") or self.prune_ratio > 0,
              "SDCLR needs --prune-ratio > 0 (0 makes the pruned twin identical to the dense network)"),
         ]
@@ -183,14 +187,12 @@ class TrainConfig:
             raise UserError(f"cannot read run config {path}: {error}; point to a run directory made by `train`") from None
 
 
-def _choice(flag: str, value: str, choices) -> None:
+def _choice(flag: str, value: str, choices: Iterable[str]) -> None:
     if value not in choices:
         raise UserError(f"unknown --{flag} {value!r}; choose one of {', '.join(choices)}")
 
 
-def _default(value, fallback):
+def _default(value: T | None, fallback: T) -> T:
     return fallback if value is None else value
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -26,6 +27,11 @@ def resolve_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise UserError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
+
+
+def cpu_count() -> int:
+    """The cores this process may use (the affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def uses_bf16(precision: str, device: torch.device) -> bool:

@@ -3,11 +3,11 @@ per-class accuracy against class size drawn with PIL (no plotting dependency for
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from bcl_dali.atomic import atomic_path
 from bcl_dali.reports import check_output_path
 
 WIDTH, HEIGHT = 720, 420
@@ -57,6 +57,8 @@ def plot_per_class(result: dict, shot: str, path: Path) -> None:
             draw.line((x(tick), HEIGHT - BOTTOM, x(tick), HEIGHT - BOTTOM + 4), fill="black")
             draw.text((x(tick) - 8, HEIGHT - BOTTOM + 8), str(tick), fill="black")
     for c, (count, percent) in enumerate(zip(counts, accuracy)):
+        if percent is None:
+            continue
         cx, cy = x(count), y(percent)
         draw.ellipse((cx - 3, cy - 3, cx + 3, cy + 3), fill=GROUP_COLOURS[group_of[c]])
     for i, (name, colour) in enumerate(GROUP_COLOURS.items()):
@@ -66,6 +68,5 @@ def plot_per_class(result: dict, shot: str, path: Path) -> None:
     shot_name = "full-shot" if shot == "full" else f"{shot}-shot"
     draw.text((LEFT, 12), f"{result['method']}: per-class top-1 (%) of the {shot_name} probe", fill="black")
     draw.text((LEFT + 120, HEIGHT - 24), "training images of the class (log scale)", fill="black")
-    temp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    image.save(temp)
-    os.replace(temp, path)
+    with atomic_path(path) as temp:
+        image.save(temp)

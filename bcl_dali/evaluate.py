@@ -82,31 +82,38 @@ def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, bf16:
         "num_classes": data.num_classes,
         "train_class_counts": counts.tolist(),
         "groups": {name: ids.tolist() for name, ids in groups.items()},
-        "knn_top1": _top1(knn_predict(probe_features, probe_labels, test_features, data.num_classes), test_labels),
+        "knn_top1": knn_top1(probe_features, probe_labels, test_features, test_labels, data.num_classes),
         "shots": {},
     }
     for shot, positions_list in subsets.items():
-        per_subset = []
+        per_subset, top1 = [], []
         for i, positions in enumerate(positions_list):
             rows = torch.as_tensor(positions, device=device)
             probe = linear_probe(probe_features[rows], probe_labels[rows], data.num_classes, seed=seed + i)
-            per_subset.append(per_class_accuracy(predict(probe, test_features), test_labels, data.num_classes))
+            predictions = predict(probe, test_features)
+            top1.append(_top1(predictions, test_labels))
+            per_subset.append(per_class_accuracy(predictions, test_labels, data.num_classes))
         per_class = np.mean(per_subset, axis=0)
-        top1 = [float(accuracy.mean()) for accuracy in per_subset]
         grouped = group_accuracy(per_class, groups)
         results["shots"][shot] = {
             "top1": float(np.mean(top1)), "top1_std": float(np.std(top1)), "subsets": len(per_subset),
             "many": grouped.many, "medium": grouped.medium, "few": grouped.few, "group_std": grouped.std,
-            "per_class": per_class.tolist(),
+            "per_class": [None if np.isnan(a) else float(a) for a in per_class],
         }
     return results
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
-    """Accuracy (%) of each class on the test set."""
+    """Accuracy (%) of each class on the test set; NaN for a class without test images."""
     hits = torch.zeros(num_classes, device=labels.device).index_add_(0, labels, (predictions == labels).float())
-    totals = torch.bincount(labels, minlength=num_classes).clamp_min(1)
+    totals = torch.bincount(labels, minlength=num_classes).float()
     return (hits / totals * 100).cpu().numpy()
+
+
+def knn_top1(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, query_labels: torch.Tensor,
+             num_classes: int) -> float:
+    """Top-1 (%) of weighted kNN (see bcl_dali.knn) of the queries against a labelled bank."""
+    return _top1(knn_predict(bank, bank_labels, queries, num_classes), query_labels)
 
 
 def _top1(predictions: torch.Tensor, labels: torch.Tensor) -> float:

@@ -10,7 +10,7 @@ from pipelines.dali_executor import DaliExecutor
 from pipelines.reference import ReferenceExecutor
 
 
-def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device):
+def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device) -> DaliExecutor | ReferenceExecutor:
     images = data.train.images
     height, width = images.shape[1:3]
     if height != width:

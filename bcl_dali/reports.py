@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from bcl_dali.atomic import write_text_atomic
 from bcl_dali.errors import UserError
 
 
@@ -19,6 +19,4 @@ def write_json(result: dict, path: Path | None) -> None:
     if path is None:
         return
     check_output_path(path)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(temp, path)
+    write_text_atomic(path, json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -11,17 +11,17 @@ from typing import Any, Callable
 import click
 import torch
 
+from bcl_dali.atomic import atomic_path
 from bcl_dali.checkpoint import load_checkpoint, save_checkpoint
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData, load_data
 from bcl_dali.errors import UserError
 from bcl_dali.device import resolve_device
-from bcl_dali.evaluate import FULL, evaluate
+from bcl_dali.evaluate import FULL, evaluate, knn_top1
 from bcl_dali.executors import build_executor
 from bcl_dali.features import extract_features
-from bcl_dali.knn import knn_predict
 from bcl_dali.rundir import RunDir
-from bcl_dali.trainer import Trainer
+from bcl_dali.trainer import EpochRecord, Trainer
 
 CHECKPOINT_INTERVAL_S = 60.0
 """last.pt is rewritten at most this often (and always at the end): a 2000-epoch GPU run finishes
@@ -46,13 +46,17 @@ def load_run_data(config: TrainConfig) -> LongTailedData:
                      seed=config.seed)
 
 
-def knn_top1(trainer: Trainer) -> float:
-    """Top-1 (%) of weighted kNN on the test set with the probe pool as the labelled bank."""
+def evaluation(trainer: Trainer, probe: bool) -> dict[str, float]:
+    """kNN top-1 (%) on the test set with the probe pool as the labelled bank; with `probe`, also
+    the full-shot linear probe (from the same features)."""
+    if probe:
+        results = evaluate(trainer.model, trainer.data, trainer.device, trainer.bf16, [FULL], seed=trainer.config.seed)
+        return {"knn_top1": results["knn_top1"], "probe_full_top1": results["shots"][FULL]["top1"]}
     data, device = trainer.data, trainer.device
     bank = extract_features(trainer.model, data.probe.images, device, trainer.bf16)
     queries = extract_features(trainer.model, data.test.images, device, trainer.bf16)
-    predictions = knn_predict(bank, torch.as_tensor(data.probe.labels, device=device), queries, data.num_classes)
-    return float((predictions.cpu() == torch.as_tensor(data.test.labels)).double().mean() * 100)
+    return {"knn_top1": knn_top1(bank, torch.as_tensor(data.probe.labels, device=device), queries,
+                                 torch.as_tensor(data.test.labels, device=device), data.num_classes)}
 
 
 def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
@@ -75,15 +79,15 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     data = load_run_data(config)
     trainer = Trainer(config, data, device, build_executor(config, data, device))
     if resume is not None:
-        state = load_checkpoint(run.last_path, device)
-        if state["epoch"] > config.epochs:
-            raise UserError(f"cannot resume with --epochs {config.epochs}: the run already finished {state['epoch']}")
-        trainer.load_state_dict(state)
+        trainer.load_state_dict(load_checkpoint(run.last_path, device))
+        if trainer.epoch > config.epochs:
+            raise UserError(f"cannot resume with --epochs {config.epochs}: the run already finished {trainer.epoch}")
         run.keep_metrics_until(trainer.epoch)
         run.save_config(config)
         echo(f"resuming {run.path} at epoch {trainer.epoch}/{config.epochs}")
     else:
         run = RunDir.create(run.path, config)
+        save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
     return run_training(trainer, run, echo)
 
 
@@ -96,19 +100,18 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
          f"{config.executor} executor -> {run.path}")
 
     last_save = time.monotonic()
-    if trainer.epoch == final_epoch:
-        save_checkpoint(trainer.state_dict(), run.last_path)
     while trainer.epoch < final_epoch:
         record = _train_one_epoch(trainer, config).as_dict()
         if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
-            record["knn_top1"] = knn_top1(trainer)
+            record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
         run.append_metrics(record)
         snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
         if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
             save_checkpoint(trainer.state_dict(), run.last_path)
             last_save = time.monotonic()
             if snapshot:
-                shutil.copyfile(run.last_path, run.snapshot_path(trainer.epoch))
+                with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
+                    shutil.copyfile(run.last_path, temp)
         echo(_epoch_line(record, config.epochs))
 
     summary = _summary(trainer, run)
@@ -116,7 +119,7 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
     return summary
 
 
-def _train_one_epoch(trainer: Trainer, config: TrainConfig):
+def _train_one_epoch(trainer: Trainer, config: TrainConfig) -> EpochRecord:
     start = time.perf_counter()
     with click.progressbar(length=trainer.steps_per_epoch, label=f"epoch {trainer.epoch + 1}/{config.epochs}",
                            item_show_func=lambda text: text, file=sys.stderr) as bar:
@@ -138,20 +141,17 @@ def _epoch_line(record: dict, epochs: int) -> str:
 def _summary(trainer: Trainer, run: RunDir) -> dict:
     records = run.read_metrics()
     trained = [r for r in records if "loss" in r]
-    knn = next((r["knn_top1"] for r in reversed(records) if "knn_top1" in r), None)
-    if knn is None:
-        knn = knn_top1(trainer)
-    probe = None
-    if trainer.config.probe:
-        probe = evaluate(trainer.model, trainer.data, trainer.device, trainer.bf16, [FULL],
-                         seed=trainer.config.seed)["shots"][FULL]["top1"]
+    scores = records[-1] if records and records[-1]["epoch"] == trainer.epoch and "knn_top1" in records[-1] else {}
+    if not scores or (trainer.config.probe and "probe_full_top1" not in scores):
+        scores = evaluation(trainer, trainer.config.probe)
     return {
         "run": str(run.path), "method": trainer.config.method, "epochs": trainer.epoch,
         "final_loss": trained[-1]["loss"] if trained else None,
         "train_seconds": sum(r["seconds"] for r in trained),
         "samples_per_second": (trainer.num_samples * len(trained) / max(sum(r["seconds"] for r in trained), 1e-9)
                                if trained else None),
-        "knn_top1": knn, "probe_full_top1": probe, "chance": 100.0 / trainer.data.num_classes,
+        "knn_top1": scores["knn_top1"], "probe_full_top1": scores.get("probe_full_top1"),
+        "chance": 100.0 / trainer.data.num_classes,
     }
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from bcl_dali.atomic import write_text_atomic
 from bcl_dali.config import TrainConfig
 from bcl_dali.errors import UserError
 
@@ -47,7 +47,7 @@ class RunDir:
         run = cls(path)
         run.check_free()
         path.mkdir(parents=True, exist_ok=True)
-        _write_atomic(run.config_path, config.to_json() + "\n")
+        write_text_atomic(run.config_path, config.to_json() + "\n")
         return run
 
     @classmethod
@@ -64,7 +64,7 @@ class RunDir:
         return TrainConfig.load(self.config_path)
 
     def save_config(self, config: TrainConfig) -> None:
-        _write_atomic(self.config_path, config.to_json() + "\n")
+        write_text_atomic(self.config_path, config.to_json() + "\n")
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_path.open("a") as file:
@@ -78,10 +78,4 @@ class RunDir:
     def keep_metrics_until(self, epoch: int) -> None:
         """Drop records of epochs after `epoch` (written after the checkpoint a resume starts from)."""
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epoch]
-        _write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -6,7 +6,6 @@ weight and the view; the first row holds the un-augmented images.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,8 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
 
+from bcl_dali.atomic import atomic_path
+from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.reports import check_output_path
@@ -26,11 +27,12 @@ LABEL_WIDTH = 64
 PADDING = 2
 
 
-def make_executor(name: str, images: np.ndarray, k: int):
+def make_executor(name: str, images: np.ndarray, k: int) -> DaliExecutor | ReferenceExecutor:
     """A small in-process executor on the CPU for a handful of images."""
     if name == "reference":
         return ReferenceExecutor(images, size=images.shape[1], workers=0)
-    return DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=len(images), device=torch.device("cpu"))
+    return DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=len(images), device=torch.device("cpu"),
+                        threads=cpu_count())
 
 
 def augmentation_rows(executor, images: np.ndarray, weights: list[float], k: int, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -72,6 +74,5 @@ def save_picture(picture: Image.Image, out: Path) -> None:
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--out {out}: give a .png or .jpg file name")
     check_output_path(out, "--out")
-    temp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    picture.save(temp)
-    os.replace(temp, out)
+    with atomic_path(out) as temp:
+        picture.save(temp)

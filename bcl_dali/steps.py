@@ -1,5 +1,6 @@
-"""The forward/backward of one step for each model family; both return the per-sample loss
-that feeds the momentum loss (before the optimiser step, as the reference does)."""
+"""Forward, loss and backward of one step for each model family: the step's gradients. Both
+return the per-sample loss that feeds the momentum loss (taken before the optimiser step, as the
+reference does)."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +10,7 @@ from bcl_dali.device import autocast
 from bcl_dali.loss import nt_xent_per_sample
 
 
-def simclr_backward(model: nn.Module, views: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
+def simclr_gradients(model: nn.Module, views: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
     """One forward over both views (BatchNorm sees the 2B images together, as in the reference)."""
     with autocast(views.device, bf16):
         z1, z2 = model(views).chunk(2)
@@ -18,7 +19,7 @@ def simclr_backward(model: nn.Module, views: torch.Tensor, temperature: float, b
     return loss.detach()
 
 
-def sdclr_backward(model: nn.Module, views: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
+def sdclr_gradients(model: nn.Module, views: torch.Tensor, temperature: float, bf16: bool) -> torch.Tensor:
     """SDCLR's two passes: dense view 1 against the (fixed) pruned view 2, then the pruned twin
     against the (fixed) dense view 1; gradients of both accumulate into one optimiser step."""
     view1, view2 = views.chunk(2)
@@ -35,4 +36,4 @@ def sdclr_backward(model: nn.Module, views: torch.Tensor, temperature: float, bf
     return loss.detach()
 
 
-STEPS = {"simclr": simclr_backward, "sdclr": sdclr_backward}
+GRADIENTS = {"simclr": simclr_gradients, "sdclr": sdclr_gradients}

@@ -3,6 +3,7 @@ momentum update, backward, optimiser step; no callbacks, no host synchronisation
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from bcl_dali.meter import RunningMean
 from bcl_dali.momentum import MomentumLoss
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.schedule import lr_at
-from bcl_dali.steps import STEPS
+from bcl_dali.steps import GRADIENTS
 from models import build_model
 from pipelines.plan import EpochPlan
 
@@ -57,6 +58,9 @@ class Trainer:
         if device.type == "cpu" and config.width < MIN_CPU_WIDTH:
             raise UserError(f"--width {config.width} is too narrow for PyTorch's CPU channels_last convolutions "
                             f"(they crash below {MIN_CPU_WIDTH} channels); use --width {MIN_CPU_WIDTH} or more")
+        if len(data.train.labels) % config.batch_size == 1:
+            raise UserError(f"{len(data.train.labels)} training images in batches of {config.batch_size} leave a last "
+                            "batch of one image, which has no negatives and no batch statistics; change --batch-size")
         self.config = config
         self.data = data
         self.device = device
@@ -74,7 +78,7 @@ class Trainer:
         self.num_samples = len(data.train.labels)
         self.momentum = MomentumLoss(self.num_samples, config.beta, device)
         self.policy = BoostPolicy(config.rand_k, config.rand_strength)
-        self.backward = STEPS[config.family]
+        self.gradients = GRADIENTS[config.family]
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
         self.step = 0
@@ -122,7 +126,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.backward(self.network, views, self.config.temperature, self.bf16)
+        loss = self.gradients(self.network, views, self.config.temperature, self.bf16)
         self.momentum.update(indices, loss)
         self.optimizer.step()
         self.step += 1
@@ -133,8 +137,16 @@ class Trainer:
         dtype = view.dtype if self.bf16 else torch.float32
         return view.to(self.device, dtype=dtype, non_blocking=True, memory_format=torch.channels_last)
 
+    def data_fingerprint(self) -> str:
+        """Which training set the momentum state belongs to: a resume must see the same images."""
+        digest = hashlib.sha256(self.data.train_indices.astype(np.int64).tobytes())
+        digest.update(self.data.train.labels.astype(np.int64).tobytes())
+        digest.update(self.data.train.images.tobytes())
+        return f"{self.data.name}:{self.num_samples}:{digest.hexdigest()[:16]}"
+
     def state_dict(self) -> dict[str, Any]:
         return {
+            "data": self.data_fingerprint(),
             "config": dataclasses.asdict(self.config),
             "epoch": self.epoch,
             "step": self.step,
@@ -145,6 +157,13 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint of this run; refuses one of other data or not from `train`."""
+        missing = sorted({"data", "model", "optimizer", "momentum", "rng", "epoch", "step"} - set(state))
+        if missing:
+            raise UserError(f"the checkpoint lacks {missing}: it was not written by this version of `train`")
+        if state["data"] != self.data_fingerprint():
+            raise UserError(f"the run was trained on other images ({state['data']}) than --data-dir / --split give now "
+                            f"({self.data_fingerprint()}); point to the run's data")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.momentum.load_state_dict(state["momentum"])

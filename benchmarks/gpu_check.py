@@ -6,7 +6,6 @@ Writes OUT/results.json after each item (a run cut short keeps what it measured)
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ import torch
 from benchmarks.pipeline import measure_pipeline
 from benchmarks.step import measure_step
 from benchmarks.train import compare, measure_training
+from bcl_dali.device import cpu_count
 from bcl_dali.run_training import start_run
 from bcl_dali.rundir import RunDir
 
@@ -49,7 +49,7 @@ SMOKE = Sizes(device="cpu", num_classes=3, batch_size=32, width=16, pipeline_ite
 def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(sizes.device)
-    cores = len(os.sched_getaffinity(0))
+    cores = cpu_count()
     results: dict = {"sizes": vars(sizes), "cores": cores, "torch": torch.__version__,
                      "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                      "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

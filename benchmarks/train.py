@@ -19,7 +19,7 @@ from bcl_dali.config import TrainConfig
 from bcl_dali.momentum import MomentumLoss
 from bcl_dali.run_training import load_run_data
 from bcl_dali.schedule import lr_at
-from bcl_dali.steps import STEPS
+from bcl_dali.steps import GRADIENTS
 from bcl_dali.executors import build_executor
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.trainer import Trainer
@@ -57,7 +57,8 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     executor = ReferenceExecutor(data.train.images, size=data.train.images.shape[1], workers=config.workers)
     momentum = MomentumLoss(len(data.train.labels), config.beta, device)
-    policy, backward, rng = BoostPolicy(config.rand_k, config.rand_strength), STEPS[config.family], np.random.default_rng(0)
+    policy, gradients = BoostPolicy(config.rand_k, config.rand_strength), GRADIENTS[config.family]
+    rng = np.random.default_rng(0)
     steps_per_epoch = math.ceil(len(data.train.labels) / batch_size)
     step, seconds = 0, []
     for epoch in range(epochs):
@@ -72,7 +73,7 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config.lr, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
             optimizer.zero_grad()
-            loss = backward(model, views.to(device), config.temperature, False)
+            loss = gradients(model, views.to(device), config.temperature, False)
             _per_sample_momentum_loop(momentum, indices, loss, epoch, config.beta)
             optimizer.step()
             float(loss.mean().detach().cpu())

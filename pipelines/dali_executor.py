@@ -16,7 +16,6 @@ last step) is in place before DALI asks for its first batch.
 from __future__ import annotations
 
 import math
-import os
 from collections import deque
 from typing import Iterator
 
@@ -39,7 +38,7 @@ not reuse their memory before the augment pipeline's copy of them has run."""
 
 class DaliExecutor:
     def __init__(self, images: np.ndarray, *, size: int, num_slots: int, batch_size: int,
-                 device: torch.device, threads: int | None = None) -> None:
+                 device: torch.device, threads: int) -> None:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
         self.device = device
@@ -53,7 +52,6 @@ class DaliExecutor:
         self._views: tuple[GraphParams, GraphParams] | None = None
         self._held: deque = deque(maxlen=HELD_CROPS)
         self._epochs = 0
-        threads = threads or len(os.sched_getaffinity(0))
         self._sequences = 1 if self._cuda else math.ceil(2 * batch_size / CPU_FRAMES_PER_SEQUENCE)
         self._crop_pipe = self._build_crop(batch_size, threads)
         self._augment_pipe = self._build_augment(threads)

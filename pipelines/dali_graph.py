@@ -133,8 +133,9 @@ def hue(x: DataNode, shift: DataNode, active: DataNode, inputs: GraphInputs) -> 
     divisor = dmath.max(fn.cast(chroma, dtype=types.FLOAT), 1.0)
     hue6 = fn.cast(_f64((value - plus) / divisor) - _f64((value - minus) / divisor)
                    + (2.0 * green_max + 4.0 * blue_max), dtype=types.FLOAT)
-    wrapped = fn.cast((_f64(hue6) / 6.0 + 1.0) % 1.0, dtype=types.FLOAT)
-    shifted = (dmath.floor(_f64(wrapped) * 255.0) + shift) % 256.0
+    wrapped = fn.cast(_fraction(_f64(hue6) / 6.0 + 1.0), dtype=types.FLOAT)
+    shifted = dmath.floor(_f64(wrapped) * 255.0) + shift
+    shifted = shifted - 256.0 * dmath.floor(shifted / 256.0)
 
     # hsv2rgb: channel = round(v * (1 - P)), P = s * A (float64) + s * B (float32), per sector table
     key = fn.cast(shifted, dtype=types.UINT16) + inputs.constant(np.array([0, 256, 512], np.uint16))
@@ -250,6 +251,11 @@ def _equalize(x: DataNode, active: DataNode, pixels: float) -> DataNode:
     equalized = dmath.min(dmath.floor((dmath.floor(step / 2.0) + n_below) / dmath.max(step, 1.0)), 255.0)
     use = (step > 0) * active
     return equalized * use + x * (1.0 - use)
+
+
+def _fraction(t: DataNode) -> DataNode:
+    """fmod(t, 1) for t >= 0, exactly; DALI's GPU `%` on float64 is wrong, so it is not used."""
+    return t - dmath.floor(t)
 
 
 def _f64(node: DataNode) -> DataNode:

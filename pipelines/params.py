@@ -64,7 +64,7 @@ class ViewParams:
         return self.op_id.shape[1]
 
     def select(self, rows: np.ndarray | slice) -> ViewParams:
-        """The parameters of a subset of the samples (for splitting a batch across devices)."""
+        """The parameters of a subset of the samples (a batch of an epoch's plan)."""
         return ViewParams(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 

@@ -27,7 +27,8 @@ class ClassGroups:
 
 @dataclass(frozen=True)
 class GroupAccuracy:
-    """Mean per-class accuracy of each group, and the std (ddof 0) of those three, in the input's unit."""
+    """Mean per-class accuracy of each group (classes without test images, NaN, left out), and the
+    std (ddof 0) of those three, in the input's unit."""
 
     many: float
     medium: float
@@ -46,5 +47,5 @@ def class_groups(class_counts: np.ndarray) -> ClassGroups:
 def group_accuracy(per_class_accuracy: np.ndarray, groups: ClassGroups) -> GroupAccuracy:
     """The reference's group summary; its std is the balance measure (lower is more balanced)."""
     accuracy = np.asarray(per_class_accuracy, np.float64)
-    means = [float(accuracy[ids].mean()) for _, ids in groups.items()]
+    means = [float(np.nanmean(accuracy[ids])) for _, ids in groups.items()]
     return GroupAccuracy(*means, std=float(np.std(means)))

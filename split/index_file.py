@@ -6,11 +6,11 @@ with its own message that names the file, the problem and the fix.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bcl_dali.atomic import atomic_path
 from bcl_dali.errors import UserError
 
 
@@ -52,11 +52,5 @@ def save_index_file(path: str | os.PathLike, indices: np.ndarray) -> None:
         raise UserError(f"{path} already exists; choose another --out name (index files are never overwritten)")
     if not path.parent.is_dir():
         raise UserError(f"folder {path.parent} does not exist; create it or choose another --out path")
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, np.asarray(indices, np.int64))
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_path(path) as temp:
+        np.save(temp, np.asarray(indices, np.int64))

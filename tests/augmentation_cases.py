@@ -45,7 +45,7 @@ def dali_views(images: np.ndarray, view: ViewParams) -> np.ndarray:
     """View 1 of the DALI CPU executor, de-normalised back to uint8 (float16 keeps it exact)."""
     n = len(images)
     executor = DaliExecutor(images, size=images.shape[1], num_slots=view.num_slots, batch_size=n,
-                            device=torch.device("cpu"))
+                            device=torch.device("cpu"), threads=2)
     ((_, views),) = list(executor.epoch(EpochPlan(np.arange(n), n, AugParams(view, view))))
     return to_uint8(views[:n])
 

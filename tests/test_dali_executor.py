@@ -165,21 +165,23 @@ def test_batches_follow_the_plan_across_epochs_and_a_short_last_batch():
     """Each epoch yields its plan's batches in order; the first batches of epoch 2 come from the
     epoch-2 plan even though DALI prefetches (they equal a fresh executor's output for that plan)."""
     images = natural_images(20, seed=7)
-    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"))
+    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2)
     first = _plan(np.random.default_rng(0).permutation(20), 8, 0.0, seed=1)
     second = _plan(np.random.default_rng(1).permutation(20), 8, 1.0, seed=2)
     batches = list(executor.epoch(first))
     assert [(len(i), len(views)) for i, views in batches] == [(8, 16), (8, 16), (4, 8)]
     np.testing.assert_array_equal(torch.cat([i for i, _ in batches]).numpy(), first.order)
     again = [(i, views.clone()) for i, views in executor.epoch(second)]
-    fresh = DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"))
-    for (i, views), (j, expected) in zip(again, fresh.epoch(second)):
+    fresh = list(DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"),
+                              threads=2).epoch(second))
+    assert len(again) == len(fresh) == second.num_batches
+    for (i, views), (j, expected) in zip(again, fresh):
         assert torch.equal(i, j) and torch.equal(views, expected)
 
 
 def test_views_are_one_float16_channels_last_tensor():
     images = natural_images(6, seed=8)
-    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=6, device=torch.device("cpu"))
+    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=6, device=torch.device("cpu"), threads=2)
     ((indices, views),) = list(executor.epoch(_plan(np.arange(6), 6, 0.5, seed=3)))
     assert views.shape == (12, 3, 32, 32) and views.dtype == torch.float16
     assert views.is_contiguous(memory_format=torch.channels_last)  # NHWC memory, no permute copy

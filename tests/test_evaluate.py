@@ -124,3 +124,12 @@ def test_unknown_shot_setting_is_one_line(tmp_path):
     out = tmp_path / "run"
     assert run("train", "--epochs", "0", "--out", out, *TINY).exit_code == 0
     assert_one_line_error(run("eval", out, "--shots", "full,7", "--device", "cpu"), "--shots '7'")
+
+
+def test_a_class_without_test_images_is_left_out_of_its_group():
+    predictions, labels = torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 1])
+    accuracy = per_class_accuracy(predictions, labels, 4)
+    assert accuracy[0] == 100 and accuracy[1] == pytest.approx(200 / 3) and np.isnan(accuracy[2:]).all()
+    groups = class_groups(np.array([1, 2, 3, 4]))  # few [0], medium [1], many [2, 3]
+    result = group_accuracy(np.array([10.0, 20.0, np.nan, 40.0]), groups)
+    assert (result.few, result.medium, result.many) == (10.0, 20.0, 40.0)

@@ -131,9 +131,44 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypat
     good = (out / "last.pt").read_bytes()
 
     def poisoned(*args, **kwargs):
-        return steps.simclr_backward(*args, **kwargs) * float("nan")
+        return steps.simclr_gradients(*args, **kwargs) * float("nan")
 
-    monkeypatch.setitem(steps.STEPS, "simclr", poisoned)
+    monkeypatch.setitem(steps.GRADIENTS, "simclr", poisoned)
     with pytest.raises(UserError, match="loss became nan in epoch 2"):
         start_run({}, None, out, echo=lambda line: None)
     assert (out / "last.pt").read_bytes() == good
+
+
+def test_a_run_whose_first_epoch_fails_can_be_resumed(tmp_path, monkeypatch):
+    """last.pt exists from the moment a run is created (epoch 0), so no run is left unresumable."""
+    out = tmp_path / "run"
+    overrides = dict(dataset="synthetic-lt", num_classes=10, width=16, batch_size=64, device="cpu", workers=2,
+                     epochs=1)
+    with monkeypatch.context() as patch:
+        patch.setitem(steps.GRADIENTS, "simclr", lambda *a, **k: steps.simclr_gradients(*a, **k) * float("nan"))
+        with pytest.raises(UserError, match="epoch 1"):
+            start_run(overrides, out, None, echo=lambda line: None)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 0
+    summary = start_run({}, None, out, echo=lambda line: None)
+    assert summary["epochs"] == 1 and np.isfinite(summary["final_loss"])
+
+
+def test_a_last_batch_of_one_image_is_refused(tmp_path):
+    assert_one_line_error(run("train", *SMALL, "--batch-size", "1110", "--out", tmp_path / "x"), "batch of one")
+
+
+def _npz(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), 60)
+    images = rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
+    np.savez(path, x_train=images, y_train=labels, x_test=images[:30], y_test=labels[:30])
+    return path
+
+
+def test_resume_on_other_data_is_refused(tmp_path):
+    first, second = _npz(tmp_path / "a.npz", 0), _npz(tmp_path / "b.npz", 1)
+    out = tmp_path / "run"
+    args = ("--dataset", "npz", "--imbalance", "2", "--width", "16", "--batch-size", "32", "--device", "cpu")
+    assert run("train", *args, "--data-dir", first, "--epochs", "2", "--stop-after", "1", "--out", out).exit_code == 0
+    assert_one_line_error(run("train", "--resume", out, "--data-dir", second), "trained on other images")
+    assert run("train", "--resume", out, "--data-dir", first).exit_code == 0
