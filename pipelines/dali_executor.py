@@ -16,7 +16,7 @@ last step) is in place before DALI asks for its first batch.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Iterator
 
 import numpy as np
@@ -51,6 +51,7 @@ class DaliExecutor:
         self._order: torch.Tensor | None = None
         self._views: tuple[GraphParams, GraphParams] | None = None
         self._held: deque = deque(maxlen=HELD_CROPS)
+        self._batch_cache: OrderedDict[int, GraphParams] = OrderedDict()
         self._epochs = 0
         self._sequences = 1 if self._cuda else math.ceil(2 * batch_size / CPU_FRAMES_PER_SEQUENCE)
         self._crop_pipe = self._build_crop(batch_size, threads)
@@ -105,6 +106,7 @@ class DaliExecutor:
         self._plan = plan
         self._order = torch.as_tensor(plan.order).to(self.device)
         self._views = tuple(graph_params(v, self.image_hw, self.size) for v in plan.params.views)
+        self._batch_cache.clear()
         if self._epochs:
             self._crop_pipe.reset()
             self._augment_pipe.reset()
@@ -134,8 +136,13 @@ class DaliExecutor:
         return self._rows(info.iteration)
 
     def _batch_params(self, info: BatchInfo) -> GraphParams:
+        """Both views' parameters of one batch, assembled once for the two pipelines that read them."""
         rows = self._batch_rows(info)
-        return GraphParams.concat([view.select(rows) for view in self._views])
+        if info.iteration not in self._batch_cache:
+            self._batch_cache[info.iteration] = GraphParams.concat([view.select(rows) for view in self._views])
+            while len(self._batch_cache) > HELD_CROPS:
+                self._batch_cache.popitem(last=False)
+        return self._batch_cache[info.iteration]
 
     def _image_batch(self, info: BatchInfo):
         index = self._order[self._batch_rows(info)]
