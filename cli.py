@@ -13,7 +13,7 @@ from bcl_dali.errors import UserError
 from bcl_dali.eval_report import plot_per_class, results_table
 from bcl_dali.evaluate import evaluate_checkpoint, load_trained
 from bcl_dali.run_training import load_run_data, start_run
-from benchmarks.pipeline import measure_pipeline, summary as pipeline_summary
+from benchmarks.pipeline import compare_pipelines, measure_pipeline, profile_table, summary as pipeline_summary
 from benchmarks.step import measure_step, summary as step_summary
 from benchmarks.train import compare, measure_training, summary as train_summary
 from bcl_dali.device import resolve_device
@@ -208,18 +208,30 @@ def bench() -> None:
 
 
 @bench.command("pipeline")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="dali", show_default=True)
+@click.option("--executor", type=click.Choice(("both",) + EXECUTORS), default="both", show_default=True,
+              help="both: the DALI graph and the PIL reference in one run, and their ratio")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="timed batches")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="DALI CPU threads or reference worker processes")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the settings and the figure here")
-def bench_pipeline(executor: str, device: str, batch_size: int, iters: int, workers: int, json_path: Path | None) -> None:
-    """Augmentation alone: samples/s (two views each) with BCL-I at mixed weights, warm-up excluded."""
+@click.option("--rand-k", type=click.IntRange(0, 4), default=1, show_default=True,
+              help="RandAugment slots per view (1: BCL-I, 2: BCL-D)")
+@click.option("--profile", is_flag=True,
+              help="print what a DALI iteration is made of: operators, expansions, copies, kernels, bytes, stage times")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the settings and the figures here")
+def bench_pipeline(executor: str, device: str, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
+                   json_path: Path | None) -> None:
+    """Augmentation alone: samples/s (two views each) at mixed BCL weights, warm-up excluded."""
     check_output_path(json_path)
-    result = measure_pipeline(executor, resolve_device(device), batch_size, iters, workers)
+    where = resolve_device(device)
+    if executor == "both":
+        result = compare_pipelines(where, batch_size, iters, workers, rand_k, profile=profile)
+    else:
+        result = measure_pipeline(executor, where, batch_size, iters, workers, rand_k, profile=profile)
     click.echo(pipeline_summary(result))
+    if profile and executor != "reference":
+        click.echo(profile_table(result))
     write_json(result, json_path)
 
 

@@ -6,22 +6,25 @@ semantics as a PIL function. The sampler (bcl_dali.policy) reads names and range
 reference executor runs `pil`, and the DALI executor maps each op onto its graph by name.
 The table and the PIL semantics follow the reference code's `augment_list()` op for op.
 
-`slot` is the op's DALI implementation: it writes, vectorised over the samples that chose the
-op, the parameters of the graph stage that performs it (`pipelines.slot.SlotParams`, whose
-defaults are the identity), reproducing the PIL semantics. Adding an op is adding one `RandOp`.
+`slot` is the op's implementation in the augmentation graph: it writes, vectorised over the
+samples that chose the op, which slot stage runs it and that stage's parameters
+(`pipelines.slot.SlotParams`), reproducing the PIL semantics. Adding an op is adding one `RandOp`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from pipelines.slot import INVERT_OFFSET, SlotParams, posterize_offset, solarize_offset
+from pipelines.slot import PointTables, SlotParams, Stage
 
 MAX_MAGNITUDE = 30.0
 CUTOUT_FILL = (125, 123, 114)
+SOLARIZE_RANGE = (0.0, 110.0)
+POINT_TABLES = PointTables(solarize_high=SOLARIZE_RANGE[1])
 
 PilOp = Callable[[Image.Image, float, tuple[float, float]], Image.Image]
 SlotWriter = Callable[[SlotParams, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]], None]
@@ -95,14 +98,20 @@ def _enhance(enhancer: type) -> PilOp:
     return op
 
 
-def cutout_box(size: float, centre: tuple[float, float], width: int, height: int) -> tuple[float, ...]:
-    """The reference's CutoutAbs box (x0, y0, x1, y1) for a square of side `size` pixels.
+def cutout_centre(aux: np.ndarray | float, length: int) -> np.ndarray | float:
+    """The reference's CutoutAbs centre along an axis of `length` pixels, from uniform aux in [0, 1).
 
-    The reference draws the centre with `np.random.uniform(w)`; here the centre is the sampler's
-    aux randomness scaled to the image, uniform in the image as REFERENCE.md states.
+    The reference draws it with `np.random.uniform(length)`, which numpy reads as
+    uniform(low=length, high=1.0): the centre lies in (1, length], not in [0, length). That is the
+    augmentation behind the paper's numbers, so it is kept.
     """
-    x0 = int(max(0.0, centre[0] * width - size / 2.0))
-    y0 = int(max(0.0, centre[1] * height - size / 2.0))
+    return length - (length - 1) * aux
+
+
+def cutout_box(size: float, aux: tuple[float, float], width: int, height: int) -> tuple[float, ...]:
+    """The reference's CutoutAbs box (x0, y0, x1, y1) for a square of side `size` pixels."""
+    x0 = int(max(0.0, cutout_centre(aux[0], width) - size / 2.0))
+    y0 = int(max(0.0, cutout_centre(aux[1], height) - size / 2.0))
     return x0, y0, min(width, x0 + size), min(height, y0 + size)
 
 
@@ -116,12 +125,13 @@ def _cutout(img: Image.Image, v: float, aux: tuple[float, float]) -> Image.Image
 
 def _affine_rows(build: Callable[[np.ndarray, int, int], np.ndarray]) -> SlotWriter:
     def write(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
+        p.stage[rows] = Stage.WARP
         p.affine[rows] = build(v, *size)
     return write
 
 
 def _matrices(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, e: np.ndarray, f: np.ndarray) -> np.ndarray:
-    return np.stack([np.stack([a, b, c], -1), np.stack([d, e, f], -1)], -2).astype(np.float32)
+    return np.stack([a, b, c, d, e, f], -1).astype(np.float64)
 
 
 def _shear_x_matrix(v: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -145,38 +155,41 @@ def _translate_y_matrix(v: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _rotate_matrix(degrees: np.ndarray, h: int, w: int) -> np.ndarray:
-    """The matrix PIL's Image.rotate builds: about the image centre, output -> input."""
-    angle = -np.radians(degrees)
-    cos, sin = np.round(np.cos(angle), 15), np.round(np.sin(angle), 15)
+    """The matrix PIL's Image.rotate builds: angle taken modulo 360, about the image centre, cos and
+    sin from Python's math and rounded by round(x, 15) (numpy's cos and rounding can differ from
+    them in the last bit, which moves pixels whose source coordinate is near an integer)."""
+    angle = -np.radians(np.mod(np.asarray(degrees, np.float64), 360.0))
+    cos, sin = (_python_round(np.frompyfunc(f, 1, 1)(angle), 15) for f in (math.cos, math.sin))
     cx, cy = w / 2.0, h / 2.0
     return _matrices(cos, sin, cos * -cx + sin * -cy + cx, -sin, cos, -sin * -cx + cos * -cy + cy)
 
 
-def _blend(degenerate: str | None) -> SlotWriter:
-    """PIL's ImageEnhance: blend of the image with its degenerate image D (None: black)."""
+def _python_round(values: np.ndarray, digits: int) -> np.ndarray:
+    return np.frompyfunc(round, 2, 1)(values, digits).astype(np.float64)
+
+
+def _enhance_rows(degenerate: int | None) -> SlotWriter:
+    """PIL's ImageEnhance: blend of the image with its degenerate image D (None: black), whose part
+    `degenerate` (1 grey, 2 rounded mean grey, 3 smoothed image) is switched on."""
     def write(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
-        p.factor[rows] = v
+        p.stage[rows] = Stage.ENHANCE
+        p.enhance[rows, 0] = v
         if degenerate is not None:
-            getattr(p, degenerate)[rows] = 1
+            p.enhance[rows, degenerate] = 1
     return write
 
 
-def _invert_slot(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
-    p.lut[rows] = INVERT_OFFSET
-
-
-def _flag(field: str) -> SlotWriter:
+def _stage_only(stage: Stage) -> SlotWriter:
     def write(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
-        getattr(p, field)[rows] = 1
+        p.stage[rows] = stage
     return write
 
 
-def _solarize_slot(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
-    p.lut[rows] = solarize_offset(v)
-
-
-def _posterize_slot(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
-    p.lut[rows] = posterize_offset(np.maximum(1, v.astype(np.int64)))
+def _point_rows(offset: Callable[[np.ndarray], np.ndarray | float]) -> SlotWriter:
+    def write(p: SlotParams, rows: np.ndarray, v: np.ndarray, _: np.ndarray, size: tuple[int, int]) -> None:
+        p.stage[rows] = Stage.POINT
+        p.point[rows] = offset(v)
+    return write
 
 
 def _cutout_slot(p: SlotParams, rows: np.ndarray, v: np.ndarray, aux: np.ndarray, size: tuple[int, int]) -> None:
@@ -185,12 +198,12 @@ def _cutout_slot(p: SlotParams, rows: np.ndarray, v: np.ndarray, aux: np.ndarray
     keep = v > 0
     rows, v, aux = rows[keep], v[keep], aux[keep]
     side = v * w
-    x0 = np.floor(np.maximum(0.0, aux[:, 0] * w - side / 2))
-    y0 = np.floor(np.maximum(0.0, aux[:, 1] * h - side / 2))
+    x0 = np.floor(np.maximum(0.0, cutout_centre(aux[:, 0], w) - side / 2))
+    y0 = np.floor(np.maximum(0.0, cutout_centre(aux[:, 1], h) - side / 2))
     x1 = np.minimum(np.floor(np.minimum(w, x0 + side)), w - 1)
     y1 = np.minimum(np.floor(np.minimum(h, y0 + side)), h - 1)
-    p.cutout_top[rows], p.cutout_left[rows] = y0, x0
-    p.cutout_bottom[rows], p.cutout_right[rows] = y1 + 1, x1 + 1
+    p.stage[rows] = Stage.CUTOUT
+    p.cutout[rows] = np.stack([y0, x0, y1 + 1, x1 + 1], 1)
 
 
 RAND_OPS: tuple[RandOp, ...] = (
@@ -199,15 +212,17 @@ RAND_OPS: tuple[RandOp, ...] = (
     RandOp("TranslateX", 0.0, 0.66, True, _translate_x, _affine_rows(_translate_x_matrix)),
     RandOp("TranslateY", 0.0, 0.66, True, _translate_y, _affine_rows(_translate_y_matrix)),
     RandOp("Rotate", 0.0, 60.0, True, _rotate, _affine_rows(_rotate_matrix)),
-    RandOp("AutoContrast", 0.0, 1.0, False, _auto_contrast, _flag("autocontrast")),
-    RandOp("Invert", 0.0, 1.0, False, _invert, _invert_slot),
-    RandOp("Equalize", 0.0, 1.0, False, _equalize, _flag("equalize")),
-    RandOp("Solarize", 0.0, 110.0, False, _solarize, _solarize_slot),
-    RandOp("Posterize", 4.0, 8.0, False, _posterize, _posterize_slot),
-    RandOp("Contrast", 0.1, 1.9, False, _enhance(ImageEnhance.Contrast), _blend("mean")),
-    RandOp("Color", 0.1, 1.9, False, _enhance(ImageEnhance.Color), _blend("grey")),
-    RandOp("Brightness", 0.1, 1.9, False, _enhance(ImageEnhance.Brightness), _blend(None)),
-    RandOp("Sharpness", 0.1, 1.9, False, _enhance(ImageEnhance.Sharpness), _blend("smooth")),
+    RandOp("AutoContrast", 0.0, 1.0, False, _auto_contrast, _stage_only(Stage.AUTOCONTRAST)),
+    RandOp("Invert", 0.0, 1.0, False, _invert, _point_rows(lambda v: POINT_TABLES.invert())),
+    RandOp("Equalize", 0.0, 1.0, False, _equalize, _stage_only(Stage.EQUALIZE)),
+    RandOp("Solarize", *SOLARIZE_RANGE, False, _solarize, _point_rows(POINT_TABLES.solarize)),
+    RandOp("Posterize", 4.0, 8.0, False, _posterize,
+           _point_rows(lambda v: POINT_TABLES.posterize(np.maximum(1, v.astype(np.int64))))),
+    RandOp("Contrast", 0.1, 1.9, False, _enhance(ImageEnhance.Contrast), _enhance_rows(2)),
+    RandOp("Color", 0.1, 1.9, False, _enhance(ImageEnhance.Color), _enhance_rows(1)),
+    RandOp("Brightness", 0.1, 1.9, False, _enhance(ImageEnhance.Brightness), _enhance_rows(None)),
+    RandOp("Sharpness", 0.1, 1.9, False, _enhance(ImageEnhance.Sharpness), _enhance_rows(3)),
+    # Cutout's centre follows the reference's np.random.uniform(w): in (1, w], see cutout_centre.
     RandOp("Cutout", 0.0, 0.4, False, _cutout, _cutout_slot),
 )
 OP_INDEX: dict[str, int] = {op.name: i for i, op in enumerate(RAND_OPS)}

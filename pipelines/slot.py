@@ -1,95 +1,88 @@
-"""Per-sample parameters of one RandAugment slot of the DALI graph.
+"""Per-view parameters of one RandAugment slot, as the augmentation's slot stages read them.
 
-The graph runs every stage of a slot over the whole batch (principle 2 of DESIGN.md). Each
-field below drives one stage and starts at that stage's identity, so a sample is changed only by
-the op its slot chose; each op of `pipelines.ops.RAND_OPS` writes the fields of its own stage.
+A slot applies at most one op to a view. Each op of `pipelines.ops.RAND_OPS` runs on one of six
+stages (a resampling warp, an ImageEnhance blend, autocontrast, a point table, equalisation, a
+filled box) and writes that stage's parameters for the views that drew it; `stage` says which stage
+a view runs, and NO_STAGE leaves the view as it is.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from enum import IntEnum
 
 import numpy as np
 
-LUMA = np.array([19595, 38470, 7471], np.float64) / 65536
-"""PIL's ITU-R 601-2 weights for converting RGB to L, in its 16-bit fixed point."""
 
-IDENTITY_AFFINE = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+class Stage(IntEnum):
+    WARP = 0
+    ENHANCE = 1
+    AUTOCONTRAST = 2
+    POINT = 3
+    EQUALIZE = 4
+    CUTOUT = 5
 
-SOLARIZE_TABLES = 111
-"""Solarize inverts pixels >= its threshold in [0, 110]: only the threshold's ceiling matters."""
+
+NO_STAGE = -1
+IDENTITY_AFFINE = np.array([1, 0, 0, 0, 1, 0], np.float64)
 POSTERIZE_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 @dataclass
 class SlotParams:
+    stage: np.ndarray
+    """(n,) float64: the `Stage` the view runs in this slot, or NO_STAGE."""
     affine: np.ndarray
-    """(n, 2, 3) float32: destination -> source pixel mapping of warp_affine (PIL's convention)."""
-    factor: np.ndarray
-    """(n,) float32: PIL ImageEnhance blend factor f, out = D + f (x - D); 1 is the identity."""
-    grey: np.ndarray
-    """(n,) float32: D includes the grey image L (PIL Color)."""
-    mean: np.ndarray
-    """(n,) float32: D includes the rounded mean of L (PIL Contrast)."""
-    smooth: np.ndarray
-    """(n,) float32: D includes the SMOOTH-filtered image, border kept (PIL Sharpness)."""
-    autocontrast: np.ndarray
-    """(n,) float32 in {0, 1}: stretch each channel to [0, 255]."""
-    lut: np.ndarray
-    """(n,) uint16: offset of the sample's point table in `lut_tables()` (0: identity)."""
-    equalize: np.ndarray
-    """(n,) float32 in {0, 1}: histogram equalisation."""
-    cutout_top: np.ndarray
-    """(n,) float32: first row of the filled square (Cutout)."""
-    cutout_left: np.ndarray
-    """(n,) float32: first column of the filled square."""
-    cutout_bottom: np.ndarray
-    """(n,) float32: row after the square's last; equal to `cutout_top` (0) fills nothing."""
-    cutout_right: np.ndarray
-    """(n,) float32: column after the square's last."""
+    """(n, 6) float64: PIL's affine data (a, b, c, d, e, f): output pixel (x, y) samples input
+    (a x + b y + c, d x + e y + f), pixel centres at half-integers (WARP)."""
+    enhance: np.ndarray
+    """(n, 4) float64: ImageEnhance factor f and the degenerate image's parts: grey L, its rounded
+    mean, the SMOOTH-filtered image; out = D + f (x - D) (ENHANCE)."""
+    point: np.ndarray
+    """(n,) float64: offset of the view's table in `point_tables()` (POINT)."""
+    cutout: np.ndarray
+    """(n, 4) float64: top, left, bottom, right (exclusive) of the filled box (CUTOUT)."""
 
     @classmethod
     def identity(cls, n: int) -> SlotParams:
         return cls(
-            affine=np.repeat(IDENTITY_AFFINE[None], n, axis=0),
-            factor=np.ones(n, np.float32),
-            grey=np.zeros(n, np.float32),
-            mean=np.zeros(n, np.float32),
-            smooth=np.zeros(n, np.float32),
-            autocontrast=np.zeros(n, np.float32),
-            lut=np.zeros(n, np.uint16),
-            equalize=np.zeros(n, np.float32),
-            cutout_top=np.zeros(n, np.float32),
-            cutout_left=np.zeros(n, np.float32),
-            cutout_bottom=np.zeros(n, np.float32),
-            cutout_right=np.zeros(n, np.float32),
+            stage=np.full(n, NO_STAGE, np.float64),
+            affine=np.tile(IDENTITY_AFFINE, (n, 1)),
+            enhance=np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1)),
+            point=np.zeros(n, np.float64),
+            cutout=np.zeros((n, 4), np.float64),
         )
 
     def arrays(self) -> list[np.ndarray]:
         return [getattr(self, f.name) for f in fields(self)]
 
 
-INVERT_OFFSET = 256
+def solarize_thresholds(high: float) -> int:
+    """Tables that Solarize with thresholds in [0, high] needs: only the threshold's ceiling matters."""
+    return int(np.ceil(high)) + 1
 
 
-def solarize_offset(threshold: np.ndarray) -> np.ndarray:
-    """LUT offset of PIL's solarize at `threshold` (pixels >= threshold are inverted)."""
-    return _offset(2 + np.ceil(threshold))
+class PointTables:
+    """Every point map of the POINT stage, concatenated: identity, invert, solarize at each integer
+    threshold, posterize to 1..8 bits. A pixel p of a view whose table starts at offset o reads
+    entry o + p."""
 
+    def __init__(self, solarize_high: float) -> None:
+        self.solarize_tables = solarize_thresholds(solarize_high)
+        pixels = np.arange(256)
+        tables = [pixels, 255 - pixels]
+        tables += [np.where(pixels < t, pixels, 255 - pixels) for t in range(self.solarize_tables)]
+        tables += [pixels & ~(2 ** (8 - b) - 1) for b in POSTERIZE_BITS]
+        self.values = np.concatenate(tables).astype(np.uint8)
 
-def posterize_offset(bits: np.ndarray) -> np.ndarray:
-    """LUT offset of PIL's posterize keeping `bits` high bits."""
-    return _offset(2 + SOLARIZE_TABLES + np.asarray(bits) - POSTERIZE_BITS[0])
+    @staticmethod
+    def invert() -> float:
+        return 256.0
 
+    @staticmethod
+    def solarize(threshold: np.ndarray) -> np.ndarray:
+        """PIL's solarize at `threshold`: pixels >= threshold are inverted."""
+        return (2 + np.ceil(threshold)) * 256.0
 
-def lut_tables() -> np.ndarray:
-    """All point tables of the LUT stage, concatenated: identity, invert, solarize at 0..110,
-    posterize to 1..8 bits. A pixel p of a sample with offset o reads entry o + p."""
-    pixels = np.arange(256)
-    tables = [pixels, 255 - pixels]
-    tables += [np.where(pixels < t, pixels, 255 - pixels) for t in range(SOLARIZE_TABLES)]
-    tables += [pixels & ~(2 ** (8 - b) - 1) for b in POSTERIZE_BITS]
-    return np.concatenate(tables).astype(np.uint8)
-
-
-def _offset(table: np.ndarray) -> np.ndarray:
-    return (np.asarray(table, np.int64) * 256).astype(np.uint16)
+    def posterize(self, bits: np.ndarray) -> np.ndarray:
+        """PIL's posterize keeping `bits` high bits."""
+        return (2 + self.solarize_tables + np.asarray(bits) - POSTERIZE_BITS[0]) * 256.0

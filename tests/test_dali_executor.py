@@ -1,84 +1,80 @@
-"""The DALI executor against the PIL reference executor, op by op, and its batching contract."""
+"""The DALI executor against the PIL reference executor: every op over the policy's range, the whole
+chain, the views' statistics, the GPU's dense stage schedule, and the batching contract."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 import torch
-from nvidia.dali import fn, pipeline_def
-from nvidia.dali.ops import _registry
+from PIL import Image
+from torchvision.transforms import functional as F
 
+from bcl_dali.data import load_data
 from bcl_dali.policy import BoostPolicy, crop_boxes
+from pipelines.augment import Augmentation
 from pipelines.dali_executor import DaliExecutor
-from pipelines.dali_graph import GraphInputs, augment, crop_resize_flip
-from pipelines.dali_params import CROP_FIELDS, frame_input_names
-from pipelines.ops import OP_INDEX, RAND_OPS
+from pipelines.ops import RAND_OPS
 from pipelines.params import AugParams, ViewParams
 from pipelines.plan import EpochPlan
-from tests.augmentation_cases import dali_views, natural_images, plain_view, reference_views
+from pipelines.reference import ReferenceExecutor
+from pipelines.table import view_table
+from tests.augmentation_cases import dali_views, natural_images, plain_view, reference_views, to_uint8
 
-MAGNITUDES = (5.0, 17.0, 30.0)
-IMAGES_PER_CASE = 4
+MAGNITUDES = (0.0, 2.5, 7.5, 12.5, 17.5, 22.5, 27.5, 30.0)
+MEAN_TOLERANCE = 1.0
+"""Per op: mean |DALI - PIL| in levels, and the share of pixels more than 8 levels off."""
+FAR_TOLERANCE = 0.02
+CHAIN_TOLERANCE = 1.5
 
 
 @pytest.fixture(scope="module")
-def every_op_case():
-    """One batch holding every op at three magnitudes and both signs, run through both executors."""
-    cases = list(itertools.product(range(len(RAND_OPS)), MAGNITUDES, (1, -1)))
-    n = len(cases) * IMAGES_PER_CASE
-    images = natural_images(n, seed=1)
-    fields = plain_view(n, 1, seed=1)
+def real_looking() -> np.ndarray:
+    """Blobs with noise and the built-in data set's textured objects: saturated colours, gradients,
+    edges, every HSV sector, so every op changes them."""
+    synthetic = load_data("synthetic-lt", num_classes=100, seed=0).train.images
+    return np.concatenate([natural_images(48, seed=1), synthetic[:: len(synthetic) // 48][:48]])
+
+
+@pytest.fixture(scope="module")
+def op_images(real_looking) -> np.ndarray:
+    return real_looking[::2]
+
+
+@pytest.fixture(scope="module")
+def every_op(op_images):
+    """Each op at magnitudes over [0, 30] (both signs where the sign matters), each case on every
+    image, through both executors."""
+    cases = [(op_id, magnitude, sign) for op_id, op in enumerate(RAND_OPS) for magnitude in MAGNITUDES
+             for sign in ((1, -1) if op.signed else (1,))]
+    per_case = len(op_images)
+    images = np.tile(op_images, (len(cases), 1, 1, 1))
+    fields = plain_view(len(images), 1, seed=1)
     for c, (op_id, magnitude, sign) in enumerate(cases):
-        rows = slice(c * IMAGES_PER_CASE, (c + 1) * IMAGES_PER_CASE)
+        rows = slice(c * per_case, (c + 1) * per_case)
         fields["op_id"][rows], fields["op_magnitude"][rows], fields["op_sign"][rows] = op_id, magnitude, sign
     fields["op_applied"][:] = True
     view = ViewParams(**fields)
-    return cases, images, dali_views(images, view), reference_views(images, view)
+    return cases, per_case, images, dali_views(images, view), reference_views(images, view)
 
 
-def _case(every_op_case, name: str):
-    cases, images, dali, reference = every_op_case
+@pytest.mark.parametrize("name", [op.name for op in RAND_OPS])
+def test_each_op_matches_pil_over_the_policy_range(every_op, name):
+    """The issue's tolerance (mean at most 1 level, at most 2% of pixels more than 8 off) holds, and in
+    fact every op is PIL's arithmetic: bit-exact, shears and rotations included (PIL's 16.16 fixed point)."""
+    cases, per_case, images, dali, reference = every_op
     for c, (op_id, magnitude, sign) in enumerate(cases):
-        if RAND_OPS[op_id].name == name:
-            rows = slice(c * IMAGES_PER_CASE, (c + 1) * IMAGES_PER_CASE)
-            yield magnitude, sign, images[rows], dali[rows].astype(int), reference[rows].astype(int)
-
-
-EXACT_OPS = ["TranslateX", "TranslateY", "Rotate", "AutoContrast", "Invert", "Solarize", "Posterize",
-             "Contrast", "Color", "Brightness", "Sharpness", "Cutout"]
-
-
-@pytest.mark.parametrize("name", EXACT_OPS)
-def test_op_is_bit_exact(every_op_case, name):
-    """These ops reproduce PIL's arithmetic step for step (see pipelines/dali_graph.py)."""
-    for magnitude, sign, images, dali, reference in _case(every_op_case, name):
-        assert not np.array_equal(reference, images) or name == "Posterize" and magnitude == 30
-        np.testing.assert_array_equal(dali, reference, err_msg=f"{name} m={magnitude} sign={sign}")
-
-
-@pytest.mark.parametrize("name,axis", [("ShearX", 0), ("ShearY", 1)])
-def test_shear_differs_only_where_a_source_coordinate_is_a_pixel_boundary(every_op_case, name, axis):
-    """Nearest-neighbour sampling floors the source coordinate. PIL accumulates it in float64,
-    DALI computes it in float32: they can only disagree when the exact coordinate is an integer,
-    i.e. in the rows (ShearX) or columns (ShearY) where value * (index + 1/2) + 1/2 is integral."""
-    op = RAND_OPS[OP_INDEX[name]]
-    for magnitude, sign, _, dali, reference in _case(every_op_case, name):
-        value = float(op.value(np.float32(magnitude), sign))
-        coordinate = value * (np.arange(32) + 0.5) + 0.5
-        boundary = np.abs(coordinate - np.round(coordinate)) < 1e-9
-        differs = (dali != reference).any(axis=(0, 3)).any(axis=1 - axis)
-        assert not (differs & ~boundary).any(), f"{name} m={magnitude} sign={sign}"
-        if not boundary.any():
-            np.testing.assert_array_equal(dali, reference)
-
-
-def test_equalize_within_one_level(every_op_case):
-    """PIL's equalize is rebuilt from DALI's OpenCV-style one (see `_equalize`): it recovers the
-    count of darker pixels up to the rounding of that equalisation, hence at most 1 level off."""
-    for magnitude, sign, images, dali, reference in _case(every_op_case, "Equalize"):
-        assert np.abs(dali - reference).max() <= 1
-        assert np.abs(dali - images.astype(int)).mean() > 10 * np.abs(dali - reference).mean()
+        if RAND_OPS[op_id].name != name:
+            continue
+        rows = slice(c * per_case, (c + 1) * per_case)
+        difference = np.abs(dali[rows].astype(int) - reference[rows].astype(int))
+        where = f"{name} m={magnitude} sign={sign}"
+        assert difference.mean() <= MEAN_TOLERANCE and (difference > 8).mean() <= FAR_TOLERANCE, where
+        np.testing.assert_array_equal(dali[rows], reference[rows], err_msg=where)
+        changes = not (name == "Posterize" and magnitude >= 22.5) and not (magnitude == 0 and name in
+                      ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Cutout", "Brightness"))
+        assert not changes or not np.array_equal(reference[rows], images[rows]), f"{where} should change the images"
 
 
 def _jittered(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -91,17 +87,34 @@ def _jittered(n: int, seed: int) -> dict[str, np.ndarray]:
     return fields
 
 
-def test_color_jitter_in_every_order_is_bit_exact():
+def test_color_jitter_in_every_order_is_bit_exact(real_looking):
     """Brightness, contrast, saturation and the 8-bit HSV hue shift, each of the 24 orders."""
-    images = natural_images(96, seed=2)
+    images = real_looking[:96]
     fields = _jittered(96, seed=2)
     fields["jitter_order"] = np.array(list(itertools.permutations(range(4))) * 4, np.int8)
     view = ViewParams(**fields)
     np.testing.assert_array_equal(dali_views(images, view), reference_views(images, view))
 
 
-def test_flip_and_grayscale_are_bit_exact():
-    images = natural_images(16, seed=3)
+def test_hue_is_a_shift_in_hsv_not_a_rotation_in_yiq():
+    """torchvision's adjust_hue on PIL keeps each pixel's maximum channel (V) and shifts the 8-bit H;
+    a YIQ rotation (DALI's hsv / color_twist) would change V. Every hue and shift is covered."""
+    hue = np.arange(256 * 4) % 256
+    pixels = np.stack([np.asarray(Image.fromarray(np.stack([hue, np.full_like(hue, s), np.full_like(hue, 200)], -1)
+                                                  .reshape(32, 32, 3).astype(np.uint8), "HSV").convert("RGB"))
+                       for s in (60, 255, 140, 200)])
+    fields = plain_view(4, 0)
+    fields["jitter"][:] = True
+    fields["jitter_factors"] = np.array([[1, 1, 1, h] for h in (0.1, -0.1, 0.05, -0.5)], np.float32)
+    view = ViewParams(**fields)
+    shifted = dali_views(pixels, view)
+    np.testing.assert_array_equal(shifted, reference_views(pixels, view))
+    np.testing.assert_array_equal(shifted.max(-1), pixels.max(-1))
+    assert (shifted != pixels).mean() > 0.5
+
+
+def test_flip_and_grayscale_are_bit_exact(real_looking):
+    images = real_looking[:16]
     fields = plain_view(16, 0)
     fields["flip"][::2] = True
     fields["grayscale"][1::2] = True
@@ -109,51 +122,100 @@ def test_flip_and_grayscale_are_bit_exact():
     np.testing.assert_array_equal(dali_views(images, view), reference_views(images, view))
 
 
-def test_resized_crop_matches_pil_bicubic_inside_the_crop():
-    """DALI's cubic resampling is PIL's kernel (Keys, a = -1/2); PIL renormalises the kernel where it
-    leaves the crop, DALI repeats the edge pixel. Where the 4-tap support lies inside the crop the
-    two agree up to rounding: PIL rounds to uint8 between its horizontal and vertical passes, one
-    level each; near the crop's edge they differ a little more."""
-    n = 64
-    images = natural_images(n, seed=4)
+def test_resized_crop_is_bit_exact_with_pils_bicubic(real_looking):
+    """PIL's resampling weights per crop length, in its 22-bit fixed point, two rounded passes."""
+    n = len(real_looking)
     fields = plain_view(n, 0)
     fields["crop"] = crop_boxes(np.random.default_rng(4), n, 32, 32)
+    fields["crop"][:4] = [[0, 0, 32, 32], [0, 0, 1, 1], [31, 0, 1, 32], [5, 7, 32 - 5, 32 - 7]]
+    fields["flip"][1::2] = True
     view = ViewParams(**fields)
-    difference = np.abs(dali_views(images, view).astype(int) - reference_views(images, view).astype(int))
-    assert difference.mean() < 0.5
-    for i, (top, left, height, width) in enumerate(fields["crop"]):
-        inside_rows = _support_inside(height)
-        inside_cols = _support_inside(width)
-        assert difference[i][np.ix_(inside_rows, inside_cols)].max() <= 2
+    np.testing.assert_array_equal(dali_views(real_looking, view), reference_views(real_looking, view))
 
 
-def _support_inside(length: int, size: int = 32) -> np.ndarray:
-    centre = (np.arange(size) + 0.5) * length / size
-    return np.nonzero((centre - 2 >= 0) & (centre + 2 <= length))[0]
+@pytest.mark.parametrize("k", [1, 2])
+def test_full_chain_within_tolerance_at_random_weights(real_looking, k):
+    """Crop, flip, jitter, grayscale and k slots: mean at most 1.5 levels (and in fact identical)."""
+    rng = np.random.default_rng(5 + k)
+    view = BoostPolicy(k).sample(rng.random(len(real_looking)), rng, (32, 32)).view1
+    dali, reference = dali_views(real_looking, view), reference_views(real_looking, view)
+    assert np.abs(dali.astype(int) - reference.astype(int)).mean() <= CHAIN_TOLERANCE
+    np.testing.assert_array_equal(dali, reference)
 
 
-def test_full_policy_close_to_reference():
-    """Random crops, jitter, grayscale and two ops per view: the crop's edge resampling and
-    Equalize's one level are the only sources of difference, and ops downstream can amplify them."""
-    n = 96
-    rng = np.random.default_rng(5)
-    images = natural_images(n, seed=5)
-    view = BoostPolicy(2).sample(rng.random(n), rng, (32, 32)).view1
-    difference = np.abs(dali_views(images, view).astype(int) - reference_views(images, view).astype(int))
-    assert difference.mean() < 0.5
+def test_dense_schedule_of_the_gpu_equals_the_sparse_one_of_the_cpu(real_looking):
+    """On the GPU every stage runs on all views and keeps its result where a view uses it; on the CPU
+    it runs only on those views. Same pixels, so the CPU tests cover the GPU's arithmetic."""
+    rng = np.random.default_rng(7)
+    view = BoostPolicy(2).sample(rng.random(len(real_looking)), rng, (32, 32)).view1
+    table = torch.as_tensor(view_table(view, np.arange(len(real_looking)), 32))
+    sparse = Augmentation(torch.as_tensor(real_looking), 32, 2)
+    dense = Augmentation(torch.as_tensor(real_looking), 32, 2)
+    dense.rows.dense = True
+    assert not sparse.rows.dense
+    assert torch.equal(dense(table), sparse(table))
 
 
-def test_unapplied_slots_are_an_exact_identity():
+def _two_sample_ks(a: np.ndarray, b: np.ndarray) -> float:
+    """p-value of the two-sample Kolmogorov-Smirnov test (asymptotic distribution)."""
+    values = np.sort(np.concatenate([a, b]))
+    gap = np.abs(np.searchsorted(np.sort(a), values, "right") / len(a)
+                 - np.searchsorted(np.sort(b), values, "right") / len(b)).max()
+    effective = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
+    x = (effective + 0.12 + 0.11 / effective) * gap
+    if x < 1.18:  # Kolmogorov's distribution by its series in 1 / x, which converges there
+        if x == 0:
+            return 1.0
+        terms = sum(math.exp(-((2 * j - 1) ** 2) * math.pi ** 2 / (8 * x * x)) for j in range(1, 101))
+        return float(1.0 - math.sqrt(2 * math.pi) / x * terms)
+    return float(2 * sum((-1) ** (j - 1) * math.exp(-2 * j * j * x * x) for j in range(1, 101)))
+
+
+def _view_statistics(views: torch.Tensor) -> dict[str, np.ndarray]:
+    pixels = to_uint8(views).astype(np.float64)
+    first, second = np.split(pixels, 2)
+    statistics = {"mean": pixels.mean(axis=(1, 2)), "std": pixels.std(axis=(1, 2))}
+    statistics["views differ"] = np.abs(first - second).mean(axis=(1, 2, 3))
+    return statistics
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+def test_view_statistics_agree_with_the_reference_executor(weight):
+    """Per-channel means and stds of every view, and how far a sample's two views are apart, at the
+    weights BCL produces: KS tests do not tell the executors apart, and the augmentation is real
+    (the two views of a sample differ, more at higher weight)."""
+    images = load_data("synthetic-lt", num_classes=100, seed=0).train.images[:192]
+    rng = np.random.default_rng(8)
+    plan = EpochPlan(np.arange(192), 192, BoostPolicy(2).sample(np.full(192, weight), rng, (32, 32)))
+    (_, dali), = DaliExecutor(images, size=32, num_slots=2, batch_size=192, device=torch.device("cpu"),
+                              threads=2).epoch(plan)
+    (_, reference), = ReferenceExecutor(images, size=32).epoch(plan)
+    ours, theirs = _view_statistics(dali), _view_statistics(reference)
+    for name in ours:
+        for channel in range(ours[name].shape[-1] if ours[name].ndim > 1 else 1):
+            a, b = (s[name][:, channel] if s[name].ndim > 1 else s[name] for s in (ours, theirs))
+            assert _two_sample_ks(a, b) > 0.01, f"{name} channel {channel} at w = {weight}"
+    assert ours["views differ"].mean() > 10
+
+
+def test_ks_helper_separates_different_distributions():
+    """The p-value is uniform under the null (about 1% below 0.01) and small for a shifted sample."""
+    rng = np.random.default_rng(0)
+    null = [_two_sample_ks(rng.normal(0, 1, 300), rng.normal(0, 1, 300)) for _ in range(400)]
+    assert 0.4 < np.mean(null) < 0.6 and np.mean(np.array(null) < 0.1) < 0.16
+    assert _two_sample_ks(rng.normal(0, 1, 400), rng.normal(0.4, 1, 400)) < 0.001
+
+
+def test_unapplied_slots_are_an_exact_identity(real_looking):
     """Weight 0 means no op is applied: the k = 2 graph then equals the k = 0 graph bit for bit."""
     n = 32
     rng = np.random.default_rng(6)
-    images = natural_images(n, seed=6)
     with_slots = BoostPolicy(2).sample(np.zeros(n), rng, (32, 32)).view1
     assert not with_slots.op_applied.any()
     without = ViewParams(**{**vars(with_slots), "op_id": np.zeros((n, 0), np.int16),
                             "op_applied": np.zeros((n, 0), bool), "op_sign": np.zeros((n, 0), np.int8),
                             "op_magnitude": np.zeros((n, 0), np.float32), "op_aux": np.zeros((n, 0, 2), np.float32)})
-    np.testing.assert_array_equal(dali_views(images, with_slots), dali_views(images, without))
+    np.testing.assert_array_equal(dali_views(real_looking[:n], with_slots), dali_views(real_looking[:n], without))
 
 
 def _plan(order: np.ndarray, batch: int, weights: float, seed: int) -> EpochPlan:
@@ -161,19 +223,29 @@ def _plan(order: np.ndarray, batch: int, weights: float, seed: int) -> EpochPlan
     return EpochPlan(order, batch, params)
 
 
-def test_batches_follow_the_plan_across_epochs_and_a_short_last_batch():
-    """Each epoch yields its plan's batches in order; the first batches of epoch 2 come from the
-    epoch-2 plan even though DALI prefetches (they equal a fresh executor's output for that plan)."""
+@pytest.mark.parametrize("together", [1, 2, 3])
+def test_batches_follow_the_plan_across_epochs_and_a_short_last_batch(together):
+    """Each epoch yields its plan's batches in order, however many batches one DALI iteration
+    augments; the first batches of epoch 2 come from the epoch-2 plan even though DALI prefetches
+    (they equal a fresh executor's output for that plan)."""
     images = natural_images(20, seed=7)
-    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2)
+
+    def executor() -> DaliExecutor:
+        return DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2,
+                            batches_together=together)
+
     first = _plan(np.random.default_rng(0).permutation(20), 8, 0.0, seed=1)
     second = _plan(np.random.default_rng(1).permutation(20), 8, 1.0, seed=2)
-    batches = list(executor.epoch(first))
+    running = executor()
+    batches = [(i, views.clone()) for i, views in running.epoch(first)]
     assert [(len(i), len(views)) for i, views in batches] == [(8, 16), (8, 16), (4, 8)]
     np.testing.assert_array_equal(torch.cat([i for i, _ in batches]).numpy(), first.order)
-    again = [(i, views.clone()) for i, views in executor.epoch(second)]
-    fresh = list(DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"),
-                              threads=2).epoch(second))
+    for b, (_, views) in enumerate(batches):
+        order, params = first.batch(b)
+        np.testing.assert_array_equal(to_uint8(views), np.concatenate(
+            [reference_views(images[order], view) for view in params.views]))
+    again = [(i, views.clone()) for i, views in running.epoch(second)]
+    fresh = list(executor().epoch(second))
     assert len(again) == len(fresh) == second.num_batches
     for (i, views), (j, expected) in zip(again, fresh):
         assert torch.equal(i, j) and torch.equal(views, expected)
@@ -187,35 +259,25 @@ def test_views_are_one_float16_channels_last_tensor():
     assert views.is_contiguous(memory_format=torch.channels_last)  # NHWC memory, no permute copy
     view1, view2 = views.chunk(2)
     assert not torch.equal(view1, view2)  # two independent draws of the recipe
+    expected = F.normalize(torch.as_tensor(to_uint8(views)).permute(0, 3, 1, 2).float() / 255,
+                           [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    assert torch.allclose(views.float(), expected, atol=2e-3)
 
 
-def _operators(device: str, slots: int) -> set[tuple[str, str]]:
-    names = frame_input_names(slots)
-
-    @pipeline_def(batch_size=2, num_threads=1, device_id=0 if device == "gpu" else None)
-    def crops():
-        images = fn.external_source(name="images", device=device, layout="HWC")
-        params = fn.external_source(source=lambda: None, num_outputs=len(CROP_FIELDS))
-        return crop_resize_flip(images, GraphInputs(dict(zip(CROP_FIELDS, params)), device, per_frame=False), 32)
-
-    @pipeline_def(batch_size=1, num_threads=1, device_id=0 if device == "gpu" else None)
-    def views():
-        frames = fn.external_source(name="frames", device=device, layout="FHWC")
-        params = fn.external_source(source=lambda: None, num_outputs=len(names))
-        return augment(frames, GraphInputs(dict(zip(names, params)), device, per_frame=True), 32, slots)
-
-    used = set()
-    for graph in (crops, views):
-        pipe = graph()
-        pipe._build_graph()  # defines the graph without building it: no GPU is needed to inspect it
-        used |= {(getattr(op._op, "schema_name", type(op._op).__name__), op._op.device) for op in pipe._ops}
-    return used
+def test_plan_with_other_slot_count_is_refused():
+    executor = DaliExecutor(natural_images(4), size=32, num_slots=2, batch_size=4, device=torch.device("cpu"),
+                            threads=1)
+    with pytest.raises(ValueError, match="op slots"):
+        next(executor.epoch(_plan(np.arange(4), 4, 0.5, seed=0)))
 
 
-def test_every_operator_of_the_gpu_graph_has_a_gpu_implementation():
-    used = _operators("gpu", slots=2)
-    on_gpu = {name for name, device in used if device == "gpu"}
-    assert {"Resize", "WarpAffine", "Equalize", "LookupTable", "Filter", "CropMirrorNormalize"} <= on_gpu
-    assert on_gpu <= set(_registry.gpu_ops()), on_gpu - set(_registry.gpu_ops())
-    cpu_side = {name for name, device in used if device == "cpu"}
-    assert cpu_side <= {"ExternalSource", "PerFrame"}, "only the parameters may stay on the CPU"
+def test_reference_views_helper_sees_params_row_by_row():
+    """Guards the helpers the tests above rely on: row i of the parameters goes with image i."""
+    images = natural_images(2, seed=9)
+    fields = plain_view(2, 0)
+    fields["flip"][1] = True
+    view = ViewParams(**fields)
+    out = reference_views(images, view)
+    np.testing.assert_array_equal(out[0], images[0])
+    np.testing.assert_array_equal(out[1], images[1][:, ::-1])
+    assert isinstance(AugParams(view, view).view1, ViewParams)

@@ -57,11 +57,17 @@ def pixels(img: Image.Image) -> np.ndarray:
 
 
 # The reference code's ops, written out directly; (min, max, signed, op) as in REFERENCE.md's table.
+def _numpy_uniform(low: float, u: float, high: float = 1.0) -> float:
+    """numpy's uniform(low, high) from its underlying draw u in [0, 1): low + (high - low) u."""
+    return low + (high - low) * u
+
+
 def _cutout(img: Image.Image, v: float) -> Image.Image:
+    """The reference's CutoutAbs, its centre drawn by np.random.uniform(w), i.e. uniform(low=w, high=1)."""
     w, h = img.size
     v = v * w
-    x0 = int(max(0, CUTOUT_AUX[0] * w - v / 2.0))
-    y0 = int(max(0, CUTOUT_AUX[1] * h - v / 2.0))
+    x0 = int(max(0, _numpy_uniform(w, CUTOUT_AUX[0]) - v / 2.0))
+    y0 = int(max(0, _numpy_uniform(h, CUTOUT_AUX[1]) - v / 2.0))
     img = img.copy()
     ImageDraw.Draw(img).rectangle((x0, y0, min(w, x0 + v), min(h, y0 + v)), (125, 123, 114))
     return img

@@ -1,0 +1,66 @@
+"""The augmentation's stages, from a batch's parameter-table rows to the uint8 views.
+
+Three kinds of stage, each a DALI operator of the graph (pipelines.dali_graph): the crop (PIL's
+bicubic RandomResizedCrop and the flip, gathered straight from the resident training images), the
+colour stage (ColorJitter's six blend slots around the hue, then grayscale), and one stage per
+RandAugment slot. Views are the frames of one (2B, H, W, 3) tensor; every operation runs over all
+of them at once.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from pipelines.colour import adjust_hue, enhance, grayscale
+from pipelines.ops import POINT_TABLES
+from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
+from pipelines.resample import CropTables, resized_crop
+from pipelines.rows import Rows
+from pipelines.slot import Stage
+from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
+
+
+class Augmentation:
+    def __init__(self, images: torch.Tensor, size: int, num_slots: int) -> None:
+        """`images`: the uint8 (N, H, W, 3) training images, on the device the stages run on."""
+        height, width = images.shape[1:3]
+        self.images = images
+        self.layout = Layout(num_slots)
+        self.rows = Rows(dense=images.device.type == "cuda")
+        self.row_tables = CropTables(height, size, images.device)
+        self.column_tables = self.row_tables if width == height else CropTables(width, size, images.device)
+        self._channel_tables = functools.partial(
+            channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=images.device))
+
+    def crop(self, table: torch.Tensor) -> torch.Tensor:
+        take = functools.partial(self.layout.take, table)
+        sources = self.images[take("image").long()]
+        return resized_crop(sources, self.row_tables, self.column_tables, take("crop").long(), take("flip").long())
+
+    def colour(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        take = functools.partial(self.layout.take, table)
+        factor, grey, mean = (take(name).float() for name in ("jitter_factor", "jitter_grey", "jitter_mean"))
+        x = x.float()
+        for j in range(JITTER_SLOTS):
+            if j == PRE_HUE_SLOTS:
+                x = self.rows.apply(adjust_hue, x, take("hue_active") > 0, take("hue_shift"))
+            x = self.rows.apply(enhance, x, factor[:, j] != 1, factor[:, j], grey[:, j], mean[:, j])
+        return self.rows.apply(grayscale, x, take("grayscale") > 0).to(torch.uint8)
+
+    def slot(self, s: int, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """RandAugment slot s: each view runs the one stage its op needs, if any."""
+        take = functools.partial(self.layout.take, table)
+        stage = take(f"slot{s}_stage")
+        x = self.rows.apply(warp, x, stage == Stage.WARP, take(f"slot{s}_affine"))
+        x = self.rows.apply(enhance_stage, x, stage == Stage.ENHANCE, take(f"slot{s}_enhance"))
+        tabled = (stage == Stage.AUTOCONTRAST) | (stage == Stage.POINT) | (stage == Stage.EQUALIZE)
+        x = self.rows.apply(self._channel_tables, x, tabled, stage, take(f"slot{s}_point"))
+        return self.rows.apply(cutout, x, stage == Stage.CUTOUT, take(f"slot{s}_cutout"))
+
+    def __call__(self, table: torch.Tensor) -> torch.Tensor:
+        """All stages in order, outside DALI: the uint8 views of the table's rows."""
+        x = self.colour(self.crop(table), table)
+        for s in range(self.layout.num_slots):
+            x = self.slot(s, x, table)
+        return x
