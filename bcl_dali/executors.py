@@ -1,10 +1,11 @@
-"""Which executor turns a run's images and epoch plans into views."""
+"""Which executor turns a run's images and epoch plans into views, in the precision the run trains in."""
 from __future__ import annotations
 
 import torch
 
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
+from bcl_dali.device import uses_bf16
 from bcl_dali.errors import UserError
 from pipelines.dali_executor import DaliExecutor
 from pipelines.reference import ReferenceExecutor
@@ -18,5 +19,6 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
                         "so give square images (e.g. resize the .npz to 32x32)")
     if config.executor == "reference":
         return ReferenceExecutor(images, size=height, workers=config.workers)
+    dtype = torch.float16 if uses_bf16(config.precision, device) else torch.float32
     return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size,
-                        device=device, threads=max(1, config.workers))
+                        device=device, threads=max(1, config.workers), dtype=dtype)

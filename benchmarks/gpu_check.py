@@ -1,11 +1,14 @@
-"""Every benchmark at the sizes a lent H100 finishes in a few minutes, or at tiny sizes on the CPU.
+"""Every benchmark at sizes a lent H200 finishes in a few minutes, or at tiny sizes on the CPU.
 
-Writes OUT/results.json after each item (a run cut short keeps what it measured) and returns it.
-`--smoke` runs the same code on the CPU at tiny sizes; CI runs it so the GPU script cannot rot.
+Writes OUT/results.json after each item (a run cut short keeps what it measured), OUT/profile.txt
+(torch's profile of DALI iterations: every kernel of the fused stages, with its GPU time) and,
+in OUT/check.log, each figure beside its target. `--smoke` runs the same code on the CPU at tiny
+sizes; CI runs it so the GPU script cannot rot.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -17,6 +20,7 @@ from typing import Callable
 import torch
 
 from benchmarks.pipeline import measure_pipeline
+from benchmarks.profile import iteration_profile
 from benchmarks.step import measure_step
 from benchmarks.train import compare, measure_training
 from bcl_dali.device import cpu_count
@@ -24,6 +28,16 @@ from bcl_dali.run_training import start_run
 from bcl_dali.rundir import RunDir
 
 METHODS = ("simclr", "bcl-i", "sdclr", "bcl-d")
+TARGETS = (
+    ("pipeline_dali_k1", "samples_per_second", 100_000),
+    ("pipeline_dali_k2", "samples_per_second", 100_000),
+    ("train_bcl-i_vs_reference", "ours.samples_per_second", 25_000),
+    ("train_sdclr", "samples_per_second", 12_500),
+    ("train_bcl-d", "samples_per_second", 12_500),
+    ("train_bcl-i_vs_reference", "speedup_over_pil_executor", 1.0),
+    ("train_bcl-i_vs_reference", "speedup", 6.0),
+)
+"""(item, figure, the least it should be): the speed the project promises on one GPU."""
 
 
 @dataclass(frozen=True)
@@ -37,13 +51,13 @@ class Sizes:
     step_iters: int
     epochs: int
     run_epochs: int
-    compile: bool
+    sweep: tuple[int, ...]
 
 
 FULL = Sizes(device="cuda", num_classes=100, batch_size=512, width=64, pipeline_iters=100, reference_iters=20,
-             step_iters=50, epochs=3, run_epochs=15, compile=True)
+             step_iters=50, epochs=3, run_epochs=15, sweep=(1, 2, 4, 8))
 SMOKE = Sizes(device="cpu", num_classes=3, batch_size=32, width=16, pipeline_iters=2, reference_iters=2,
-              step_iters=2, epochs=2, run_epochs=2, compile=False)
+              step_iters=2, epochs=2, run_epochs=2, sweep=(1, 2))
 
 
 def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> dict:
@@ -52,20 +66,24 @@ def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> d
     cores = cpu_count()
     results: dict = {"sizes": vars(sizes), "cores": cores, "torch": torch.__version__,
                      "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-                     "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+                     "nsys": shutil.which("nsys"), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     b, w, c = sizes.batch_size, sizes.width, sizes.num_classes
     items: list[tuple[str, Callable[[], object]]] = [
-        ("pipeline_dali", lambda: measure_pipeline("dali", device, b, sizes.pipeline_iters, cores, num_classes=c)),
-    ]
+        (f"pipeline_dali_k{k}", lambda k=k: measure_pipeline("dali", device, b, sizes.pipeline_iters, cores, k,
+                                                             num_classes=c, profile=True))
+        for k in (1, 2)]
+    items.append(("profile_k2", lambda: iteration_profile(device, b, 2, out / "profile.txt", num_classes=c)))
     items += [(f"step_{m}", lambda m=m: measure_step(m, device, b, sizes.step_iters, w, num_classes=c)) for m in METHODS]
     items.append(("train_bcl-i_vs_reference", lambda: compare("bcl-i", device, sizes.epochs, b, w, num_classes=c)))
     items += [(f"train_{m}", lambda m=m: measure_training(m, device, sizes.epochs, b, w, num_classes=c))
               for m in ("simclr", "sdclr", "bcl-d")]
+    items += [(f"pipeline_dali_k2_{n}_batches_per_iteration",
+               lambda n=n: measure_pipeline("dali", device, b, sizes.pipeline_iters, cores, 2, num_classes=c,
+                                            batches_together=n))
+              for n in sizes.sweep]
     items.append(("bcl-i_training_run", lambda: _training_run(sizes)))
     items.append(("pipeline_reference", lambda: measure_pipeline("reference", device, b, sizes.reference_iters, cores,
                                                                  num_classes=c)))
-    if sizes.compile:  # last: compilation takes the longest and is the least certain
-        items.append(("step_bcl-i_compiled", lambda: measure_step("bcl-i", device, b, sizes.step_iters, w, True, c)))
     for name, measure in items:
         start = time.perf_counter()
         try:
@@ -75,7 +93,23 @@ def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> d
             results[name] = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
             log(f"{name}: FAILED {type(error).__name__}: {error}")
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    for line in verdicts(results):
+        log(line)
     return results
+
+
+def verdicts(results: dict) -> list[str]:
+    """Each target beside the figure measured for it."""
+    lines = []
+    for item, figure, least in TARGETS:
+        value = results.get(item, {})
+        for key in figure.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            lines.append(f"target {item} {figure} >= {least:,}: not measured")
+        else:
+            lines.append(f"target {item} {figure} >= {least:,}: {value:,.2f} {'met' if value >= least else 'MISSED'}")
+    return lines
 
 
 def _training_run(sizes: Sizes) -> dict:
@@ -91,10 +125,16 @@ def _training_run(sizes: Sizes) -> dict:
 
 def _headline(result) -> str:
     if isinstance(result, dict) and "speedup" in result:
-        return (f"ours {result['ours']['samples_per_second']:,.0f} vs reference "
-                f"{result['reference']['samples_per_second']:,.0f} samples/s, {result['speedup']:.2f}x")
+        return (f"ours {result['ours']['samples_per_second']:,.0f}, ours with PIL "
+                f"{result['ours_pil_executor']['samples_per_second']:,.0f}, reference configuration "
+                f"{result['reference']['samples_per_second']:,.0f} samples/s: {result['speedup_over_pil_executor']:.2f}x "
+                f"and {result['speedup']:.2f}x")
     if isinstance(result, dict) and "samples_per_second" in result:
-        return f"{result['samples_per_second']:,.0f} samples/s"
+        stages = result.get("stage_milliseconds_per_iteration")
+        timing = "; ms per iteration " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) if stages else ""
+        return f"{result['samples_per_second']:,.0f} samples/s{timing}"
+    if isinstance(result, dict) and "table" in result:
+        return f"{result['kernels']} kernels, {result['gpu_milliseconds_per_iteration']:.2f} ms of device time per iteration"
     return f"kNN top-1 {result['summary']['knn_top1']:.2f}%, {result['summary']['samples_per_second']:,.0f} samples/s"
 
 

@@ -23,13 +23,14 @@ WARMUP_BATCHES = 3
 
 
 def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
-                     k: int = 1, seed: int = 0, num_classes: int = 100, profile: bool = False) -> dict:
+                     k: int = 1, seed: int = 0, num_classes: int = 100, profile: bool = False,
+                     batches_together: int | None = None) -> dict:
     images = load_data("synthetic-lt", num_classes=num_classes, seed=seed).train.images
     size = images.shape[1]
     timer = StageTimer(device) if profile else None
     if executor == "dali":
         runner = DaliExecutor(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
-                              timer=timer)
+                              timer=timer, batches_together=batches_together)
     else:
         runner = ReferenceExecutor(images, size=size, workers=workers)
     rng = np.random.default_rng(seed)

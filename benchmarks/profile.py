@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from nvidia.dali.pipeline import Pipeline
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from benchmarks.timing import synchronize
+from bcl_dali.data import load_data
+from bcl_dali.device import cpu_count
 from bcl_dali.policy import BoostPolicy
 from pipelines.augment import Augmentation
+from pipelines.dali_executor import DaliExecutor
 from pipelines.dali_graph import augmentation_pipeline
+from pipelines.normalize import normalized
+from pipelines.plan import EpochPlan
 from pipelines.table import view_table
 
 EXPANDING_OPERATORS = frozenset({"WarpAffine", "CoordTransform", "Equalize"})
@@ -37,9 +46,10 @@ METADATA_OPS = frozenset({"view", "_unsafe_view", "select", "slice", "unsqueeze"
 
 
 def graph_census(num_slots: int, device: str = "gpu", size: int = 32) -> dict:
-    """DALI operators per iteration by kind, the expanding ones, and the host-to-device copies of the
-    graph as `device` ("gpu" or "cpu") would run it; the fused stages are named by their stage. A copy
-    is a node made on the CPU and read on the GPU (DALI moves it every iteration)."""
+    """DALI operators per iteration by kind, the expanding ones, the host-to-device copies and the
+    operators left on the CPU, of the graph as `device` ("gpu" or "cpu") would run it; the fused
+    stages are named by their stage. A copy is a node made on the CPU and read on the GPU (DALI moves
+    it every iteration)."""
     images = torch.zeros((1, size, size, 3), dtype=torch.uint8)
     where = torch.device("cuda" if device == "gpu" else "cpu")
     return pipeline_census(augmentation_pipeline(lambda info: None, Augmentation(images, size, num_slots), where,
@@ -51,14 +61,16 @@ def pipeline_census(pipe: Pipeline) -> dict:
     pipe._build_graph()  # defines the operators without building them: no GPU is needed to inspect it
     kinds: Counter[str] = Counter()
     copied = set()
+    on_cpu = 0
     for op in pipe._ops:
+        on_cpu += op._op.device == "cpu"
         kind = type(op._op).__name__
         kinds[f"torch stage {op.name}" if kind.endswith("PythonFunction") else kind] += 1
         copied |= {node.name for node in op.inputs
                    if node.device == "gpu" and node.source is not None and node.source._op.device == "cpu"}
     return {"operators": sum(kinds.values()), "operators_by_kind": dict(kinds),
             "expansions": sum(kinds[kind] for kind in EXPANDING_OPERATORS),
-            "host_to_device_copies": len(copied)}
+            "host_to_device_copies": len(copied), "cpu_operators": on_cpu}
 
 
 class _KernelCount(TorchDispatchMode):
@@ -99,6 +111,8 @@ def kernel_census(num_slots: int, views: int = 256, size: int = 32, seed: int = 
         for s in range(num_slots):
             count.stage = f"slot{s}"
             x = augmentation.slot(s, x, table)
+        count.stage = "normalize"
+        normalized(x, torch.float16)
     return {"kernels": sum(count.kernels.values()), "kernels_by_stage": dict(count.kernels),
             "bytes_per_view": count.bytes / views, "full_image_passes_per_view": count.full_passes}
 
@@ -132,3 +146,34 @@ class StageTimer:
             elapsed = start.elapsed_time(end) if self.device.type == "cuda" else (end - start) * 1e3
             times.setdefault(name, []).append(elapsed)
         return {name: float(np.mean(values[skip:] or values)) for name, values in times.items()}
+
+
+def iteration_profile(device: torch.device, batch_size: int, k: int, path: Path, iterations: int = 5,
+                      num_classes: int = 100) -> dict:
+    """torch's profiler over `iterations` DALI iterations in steady state: every kernel of the fused
+    stages with its device time, written as a table to `path`; returns the kernel count and the
+    device time per iteration."""
+    images = load_data("synthetic-lt", num_classes=num_classes).train.images
+    executor = DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=batch_size, device=device,
+                            threads=cpu_count())
+    batches = (2 + iterations) * executor.batches_together
+    rng = np.random.default_rng(0)
+    order = np.resize(rng.permutation(len(images)), batches * batch_size)
+    stream = executor.epoch(EpochPlan(order, batch_size, BoostPolicy(k).sample(rng.random(len(order)), rng,
+                                                                              images.shape[1:3])))
+    for _ in range(2 * executor.batches_together):
+        next(stream)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.profiler.profile(activities=activities) as profiler:
+        for _ in range(iterations * executor.batches_together):
+            next(stream)
+        synchronize(device)
+    for _ in stream:
+        pass
+    on_device = [e for e in profiler.events() if e.device_type == DeviceType.CUDA]
+    sort = "self_device_time_total" if on_device else "self_cpu_time_total"
+    header = (f"{iterations} DALI iterations of {executor.batches_together} batch(es) of {batch_size} samples, k = {k}, "
+              f"on {device}\n")
+    path.write_text(header + profiler.key_averages().table(sort_by=sort, row_limit=80) + "\n")
+    return {"table": str(path), "kernels": len(on_device) / iterations,
+            "gpu_milliseconds_per_iteration": sum(e.time_range.elapsed_us() for e in on_device) / 1e3 / iterations}

@@ -5,8 +5,9 @@ its plan becomes one float64
 parameter table (a row per view, both views of a batch side by side) and moves to the pipeline's
 device once; the training images are there already. An iteration's only input is then a slice of
 that table: no parameter crosses from the host per iteration, and the crop gathers its pixels from
-the resident images. The output is the (2B, H, W, 3) float16 tensor the model consumes, which
-torch sees as a channels_last NCHW tensor without a copy.
+the resident images. The output is the (2B, H, W, 3) tensor the model consumes (float16 for bf16
+training, whose autocast takes it as it is; float32 otherwise), which torch sees as a
+channels_last NCHW tensor without a copy.
 
 Every per-iteration input is looked up by the iteration number DALI passes to its source, so
 prefetching never mixes batches, and each epoch is a DALI epoch: the source ends it, the executor
@@ -40,8 +41,8 @@ def batches_per_iteration(device: torch.device, batch_size: int) -> int:
 
 class DaliExecutor:
     def __init__(self, images: np.ndarray, *, size: int, num_slots: int, batch_size: int,
-                 device: torch.device, threads: int, timer: Timer | None = None,
-                 batches_together: int | None = None) -> None:
+                 device: torch.device, threads: int, dtype: torch.dtype = torch.float16,
+                 timer: Timer | None = None, batches_together: int | None = None) -> None:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
         self.device = device
@@ -57,7 +58,7 @@ class DaliExecutor:
         self._order: torch.Tensor | None = None
         self._table: torch.Tensor | np.ndarray | None = None
         self._epochs = 0
-        self.pipeline = augmentation_pipeline(self._batch_table, self.augmentation, device, threads, timer)
+        self.pipeline = augmentation_pipeline(self._batch_table, self.augmentation, device, threads, dtype, timer)
         self.pipeline.build()
 
     @property
@@ -66,7 +67,7 @@ class DaliExecutor:
 
     def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(indices, views) per batch of `plan`: views are view 1 of the B samples then view 2,
-        float16, normalised, a (2B, 3, H, W) channels_last tensor over DALI's output buffer."""
+        normalised, a (2B, 3, H, W) channels_last tensor over DALI's output buffer."""
         if plan.params.view1.num_slots != self.num_slots:
             raise ValueError(f"plan has {plan.params.view1.num_slots} op slots, the graph {self.num_slots}")
         self._plan = plan

@@ -4,14 +4,15 @@
       -> crop     (PIL's bicubic RandomResizedCrop and flip, gathered from the resident images)
       -> colour   (ColorJitter's six blend slots around the 8-bit HSV hue stage, grayscale)
       -> slot 0 .. slot k-1 (RandAugment: warp, enhance, autocontrast, point map, equalize, cutout)
-      -> crop_mirror_normalize (float16, FHWC)
+      -> normalize (ImageNet mean and std; float16 for bf16 training, else float32; FHWC)
 
 DALI fuses no arithmetic: each arithmetic node is its own operator with its own fixed cost and its
 own pass over the pixels, and its warp_affine, coord_transform and equalize split a sequence into
 one sample per frame, paying per-sample costs for every view. So the stages are fused operators of
 our own: torch code run by `fn.dl_tensor_python_function` on DALI's CUDA stream, each treating the
-views as one batch (pipelines.augment). The graph has k + 5 operators and expands nothing; the
-same definition builds for the CPU and the GPU.
+views as one batch (pipelines.augment). The graph has k + 4 operators and expands nothing; the
+same definition builds for the CPU and the GPU. The normalisation is the PIL executor's own
+function, so in float32 the two executors hand the model the same numbers.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from typing import Callable
 import nvidia.dali.python_function_plugin as dali_python
 import torch
 import torch.utils.dlpack
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import fn, pipeline_def
 from nvidia.dali.data_node import DataNode
 from nvidia.dali.pipeline import Pipeline
 
 from pipelines.augment import Augmentation
-from pipelines.normalize import MEAN, STD
+from pipelines.normalize import normalized
 
 
 PREFETCH_DEPTH = 2
@@ -73,8 +74,9 @@ def stages(augmentation: Augmentation) -> list[tuple[str, Callable[..., torch.Te
     return [("colour", augmentation.colour)] + slots
 
 
-def augment(table: DataNode, augmentation: Augmentation, device: torch.device, timer: Timer | None = None) -> DataNode:
-    """The graph from a batch's (2B, P) float64 table rows to the normalised float16 FHWC views."""
+def augment(table: DataNode, augmentation: Augmentation, device: torch.device, dtype: torch.dtype,
+            timer: Timer | None = None) -> DataNode:
+    """The graph from a batch's (2B, P) float64 table rows to the normalised FHWC views of `dtype`."""
     dali_device = "gpu" if device.type == "cuda" else "cpu"
 
     def operator(name: str, function: Callable[..., torch.Tensor], *inputs: DataNode) -> DataNode:
@@ -85,14 +87,13 @@ def augment(table: DataNode, augmentation: Augmentation, device: torch.device, t
     x = operator("crop", augmentation.crop, table)
     for name, function in stages(augmentation):
         x = operator(name, function, x, table)
-    return fn.crop_mirror_normalize(x, mean=[255 * m for m in MEAN], std=[255 * s for s in STD],
-                                    dtype=types.FLOAT16, output_layout="FHWC")
+    return operator("normalize", lambda views: normalized(views, dtype), x)
 
 
 def augmentation_pipeline(source: Callable, augmentation: Augmentation, device: torch.device, threads: int,
-                          timer: Timer | None = None) -> Pipeline:
+                          dtype: torch.dtype = torch.float16, timer: Timer | None = None) -> Pipeline:
     """The pipeline (defined, not built): `source(BatchInfo)` gives an iteration's table rows, on
-    `device` already (a CUDA tensor, or a numpy array on the CPU)."""
+    `device` already (a CUDA tensor, or a numpy array on the CPU); the views come out as `dtype`."""
     cuda = device.type == "cuda"
     stream = torch.cuda.current_stream(device).cuda_stream if cuda and torch.cuda.is_available() else None
 
@@ -100,6 +101,6 @@ def augmentation_pipeline(source: Callable, augmentation: Augmentation, device: 
                   device_id=(device.index or 0) if cuda else None)
     def views():
         table = fn.external_source(source=source, batch_info=True, device="gpu" if cuda else "cpu", cuda_stream=stream)
-        return augment(table, augmentation, device, timer)
+        return augment(table, augmentation, device, dtype, timer)
 
     return views()

@@ -264,6 +264,19 @@ def test_views_are_one_float16_channels_last_tensor():
     assert torch.allclose(views.float(), expected, atol=2e-3)
 
 
+def test_float32_views_are_the_reference_executors_bit_for_bit():
+    """For fp32 training the executor hands out float32 views: the PIL executor's own numbers."""
+    images = natural_images(24, seed=10)
+    rng = np.random.default_rng(10)
+    plan = EpochPlan(rng.permutation(24), 10, BoostPolicy(2).sample(rng.random(24), rng, (32, 32)))
+    dali = DaliExecutor(images, size=32, num_slots=2, batch_size=10, device=torch.device("cpu"), threads=2,
+                        dtype=torch.float32)
+    batches = [(indices, views.clone()) for indices, views in dali.epoch(plan)]
+    for (indices, views), (expected_indices, expected) in zip(batches, ReferenceExecutor(images).epoch(plan)):
+        assert views.dtype == torch.float32 and torch.equal(indices, expected_indices)
+        assert torch.equal(views, expected)
+
+
 def test_plan_with_other_slot_count_is_refused():
     executor = DaliExecutor(natural_images(4), size=32, num_slots=2, batch_size=4, device=torch.device("cpu"),
                             threads=1)

@@ -12,7 +12,7 @@ from torchvision.transforms import InterpolationMode
 
 from bcl_dali.policy import BoostPolicy
 from pipelines.normalize import MEAN, STD
-from pipelines.ops import OP_INDEX
+from pipelines.ops import OP_INDEX, cutout_centre
 from pipelines.params import AugParams, ViewParams
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor, augment_view
@@ -94,6 +94,15 @@ REFERENCE_OPS = {
 }
 OP_CASES = [(name, m, sign) for name, (_, _, signed, _) in REFERENCE_OPS.items()
             for m in (5, 17, 30) for sign in ((1, -1) if signed else (1,))]
+
+
+def test_cutout_centre_is_numpys_uniform_with_the_image_size_as_low() -> None:
+    """The reference's np.random.uniform(w) is uniform(low=w, high=1): the same numbers, from the same
+    draws, and a centre in (1, w], never at 0."""
+    reference, ours = np.random.RandomState(7), np.random.RandomState(7)
+    centres = np.array([cutout_centre(ours.random_sample(), 32) for _ in range(2000)])
+    np.testing.assert_array_equal(centres, [reference.uniform(32) for _ in range(2000)])
+    assert centres.min() > 1.0 and centres.max() <= 32.0 and centres.max() > 31.9
 
 
 def test_every_op_of_the_table_is_covered() -> None:

@@ -48,6 +48,7 @@ def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     assert loss.shape == (16,) and torch.isfinite(loss).all()
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_runs_every_item(tmp_path):
     """benchmarks/gpu_check.sh --smoke: the GPU check's code at tiny sizes on the CPU."""
     env = {**os.environ, "PYTHON": sys.executable}
@@ -57,8 +58,12 @@ def test_gpu_check_smoke_runs_every_item(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     failed = {name: item["error"] for name, item in results.items() if isinstance(item, dict) and "error" in item}
     assert not failed
-    for name in ("pipeline_dali", "pipeline_reference", "step_bcl-d", "train_bcl-i_vs_reference", "train_sdclr"):
+    for name in ("pipeline_dali_k1", "pipeline_dali_k2", "pipeline_reference", "step_bcl-d", "train_bcl-i_vs_reference",
+                 "train_sdclr", "pipeline_dali_k2_2_batches_per_iteration"):
         figure = results[name].get("samples_per_second") or results[name]["speedup"]
         assert figure > 0, name
+    assert results["pipeline_dali_k2"]["operators"] == 6 and results["pipeline_dali_k2"]["expansions"] == 0
     assert results["bcl-i_training_run"]["summary"]["epochs"] == 2
-    assert (tmp_path / "check.log").read_text().count("\n") >= 10
+    assert (tmp_path / "profile.txt").exists()
+    log = (tmp_path / "check.log").read_text()
+    assert log.count("\ntarget ") == 7 and "not measured" not in log

@@ -172,3 +172,18 @@ def test_resume_on_other_data_is_refused(tmp_path):
     assert run("train", *args, "--data-dir", first, "--epochs", "2", "--stop-after", "1", "--out", out).exit_code == 0
     assert_one_line_error(run("train", "--resume", out, "--data-dir", second), "trained on other images")
     assert run("train", "--resume", out, "--data-dir", first).exit_code == 0
+
+
+def test_dali_and_pil_executors_train_identically_on_the_cpu(tmp_path):
+    """The DALI graph is PIL's arithmetic and its float32 views are the PIL executor's numbers, so
+    BCL-D (two slots, the pruned twin) trained through either executor ends in the same state."""
+    states = {}
+    for executor in ("dali", "reference"):
+        out = tmp_path / executor
+        args = ("--method", "bcl-d", "--epochs", "2", "--batch-size", "32", "--num-classes", "3", "--executor", executor)
+        result = run("train", "--out", out, *args, *SMALL[:2], "--width", "16", "--device", "cpu", "--seed", "4")
+        assert result.exit_code == 0, result.output
+        states[executor] = (metrics(out), load_checkpoint(out / "last.pt")["model"])
+    (dali_metrics, dali_model), (pil_metrics, pil_model) = states["dali"], states["reference"]
+    assert [r["loss"] for r in dali_metrics] == [r["loss"] for r in pil_metrics]
+    assert all(torch.equal(dali_model[name], pil_model[name]) for name in dali_model)
