@@ -1,9 +1,8 @@
 """The DALI executor: both views of every batch, on the CPU or the GPU.
 
 One pipeline; an iteration makes the views of one or more training batches. When an epoch starts,
-its plan becomes one float64
-parameter table (a row per view, both views of a batch side by side) and moves to the pipeline's
-device once; the training images are there already. An iteration's only input is then a slice of
+its plan becomes one float64 parameter table (a row per view, both views of a batch side by side)
+and moves to the pipeline's device once; the training images are there already. An iteration's only input is then a slice of
 that table: no parameter crosses from the host per iteration, and the crop gathers its pixels from
 the resident images. The output is the (2B, H, W, 3) tensor the model consumes (float16 for bf16
 training, whose autocast takes it as it is; float32 otherwise), which torch sees as a
@@ -28,10 +27,11 @@ from pipelines.plan import EpochPlan
 from pipelines.table import view_table
 
 GPU_VIEWS_PER_ITERATION = 4096
-"""On the GPU an iteration costs a fixed ~475 kernel launches (about 3 ms of dispatch) plus about
-5 MB of memory traffic per view (k = 2); from 1,024 views to 4,096 per iteration the fixed part
-falls from ~60% to ~30% of the time, past that little is left to gain. On the CPU the pixels are
-the cost and one batch per iteration is best."""
+"""The cost model (benchmarks/profile.py) puts a GPU iteration at a fixed ~540 kernel launches for
+k = 2 (about 3 ms of dispatch at ~6 us each) plus ~5 MB of memory traffic per view (~1.7 us per
+view at 3 TB/s). At 1,024 views (one batch of 512) the fixed part is ~65% of the time, at 4,096
+~30%; past that little is left to gain, and `benchmarks/gpu_check.sh` measures 1 to 8 batches per
+iteration to check it. On the CPU the pixels are the cost and one batch per iteration is best."""
 
 
 def batches_per_iteration(device: torch.device, batch_size: int) -> int:
@@ -50,10 +50,9 @@ class DaliExecutor:
         self.num_slots = num_slots
         self.batches_together = batches_together or batches_per_iteration(device, batch_size)
         self._cuda = device.type == "cuda"
-        resident = torch.as_tensor(images).to(device)
+        self.augmentation = Augmentation(torch.as_tensor(images).to(device), size, num_slots)
         if self._cuda:
-            torch.cuda.synchronize(device)  # DALI's stream reads the images without waiting on torch's
-        self.augmentation = Augmentation(resident, size, num_slots)
+            torch.cuda.synchronize(device)  # DALI's stream reads the images and tables without waiting on torch's
         self._plan: EpochPlan | None = None
         self._order: torch.Tensor | None = None
         self._table: torch.Tensor | np.ndarray | None = None

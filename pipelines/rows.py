@@ -13,14 +13,14 @@ from typing import Callable
 
 import torch
 
-Stage = Callable[..., torch.Tensor]
+StageFunction = Callable[..., torch.Tensor]
 
 
 class Rows:
     def __init__(self, dense: bool) -> None:
         self.dense = dense
 
-    def apply(self, stage: Stage, x: torch.Tensor, active: torch.Tensor, *columns: torch.Tensor) -> torch.Tensor:
+    def apply(self, stage: StageFunction, x: torch.Tensor, active: torch.Tensor, *columns: torch.Tensor) -> torch.Tensor:
         """`stage(x, *columns)` on the views where `active` (n,) holds; the others unchanged."""
         if self.dense:
             return torch.where(active.view(-1, 1, 1, 1), stage(x, *columns), x)

@@ -71,6 +71,7 @@ def test_reference_splits_give_groups_of_33_33_34():
         assert (len(groups.few), len(groups.medium), len(groups.many)) == (33, 33, 34)
 
 
+@pytest.mark.slow
 def test_trained_checkpoint_beats_untrained_on_every_shot_setting(tmp_path):
     """A few CPU epochs of BCL-I on a 10-class synthetic-lt against the same network untrained."""
     scores = {}

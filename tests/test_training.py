@@ -23,7 +23,8 @@ def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d"])
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) for m in ("simclr", "bcl-i", "sdclr")]
+                         + ["bcl-d"])
 def test_each_method_trains_two_epochs(tmp_path, method):
     out = tmp_path / method
     result = run("train", "--method", method, "--epochs", "2", "--out", out, *SMALL)
@@ -40,6 +41,7 @@ def test_each_method_trains_two_epochs(tmp_path, method):
     assert state["epoch"] == 2 and state["momentum"]["epochs_done"] == 2
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
     """2 epochs, stop, --resume for 2 more: the same per-epoch losses as 4 epochs straight."""
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -123,6 +125,7 @@ def test_cuda_without_a_gpu_is_refused(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypatch):
     out = tmp_path / "run"
     overrides = dict(dataset="synthetic-lt", num_classes=10, width=16, batch_size=64, device="cpu", workers=2,
@@ -139,6 +142,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypat
     assert (out / "last.pt").read_bytes() == good
 
 
+@pytest.mark.slow
 def test_a_run_whose_first_epoch_fails_can_be_resumed(tmp_path, monkeypatch):
     """last.pt exists from the moment a run is created (epoch 0), so no run is left unresumable."""
     out = tmp_path / "run"
@@ -174,6 +178,7 @@ def test_resume_on_other_data_is_refused(tmp_path):
     assert run("train", "--resume", out, "--data-dir", first).exit_code == 0
 
 
+@pytest.mark.slow
 def test_dali_and_pil_executors_train_identically_on_the_cpu(tmp_path):
     """The DALI graph is PIL's arithmetic and its float32 views are the PIL executor's numbers, so
     BCL-D (two slots, the pruned twin) trained through either executor ends in the same state."""
