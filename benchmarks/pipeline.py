@@ -1,8 +1,10 @@
 """Augmentation throughput of the executors: samples per second, two views each, views on the device.
 
-The policy at mixed weights (uniform in [0, 1]) on the built-in synthetic-lt training set; the first
-batches (graph setup, worker start-up) are excluded. The DALI figures come with the cost model's
-counts (benchmarks.profile), and with `profile` with the time of each fused stage.
+The policy at mixed weights (uniform in [0, 1]) on the built-in synthetic-lt training set. The clock
+runs between two synchronisations at iteration boundaries in the middle of an epoch: warm-up
+iterations before it (graph setup, worker start-up) and tail iterations after it, so the executor's
+prefetching is as far ahead when the clock stops as when it starts. The DALI figures come with the
+cost model's counts (benchmarks.profile), and with `profile` with the time of each fused stage.
 """
 from __future__ import annotations
 
@@ -16,10 +18,14 @@ from benchmarks.timing import gpu_name, synchronize
 from bcl_dali.data import load_data
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
+from pipelines.dali_graph import PREFETCH_DEPTH
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
 
-WARMUP_BATCHES = 3
+WARMUP_ITERATIONS = 3
+TAIL_ITERATIONS = PREFETCH_DEPTH + 1
+COST_MODEL_KEYS = ("operators", "expansions", "host_to_device_copies", "kernels", "full_image_passes_per_view",
+                   "bytes_per_view")
 
 
 def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
@@ -33,37 +39,42 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
                               timer=timer, batches_together=batches_together)
     else:
         runner = ReferenceExecutor(images, size=size, workers=workers)
+    together = runner.batches_together if executor == "dali" else 1
+    in_flight = TAIL_ITERATIONS * together if executor == "dali" else 2 * workers + 1
+    warmup, timed = WARMUP_ITERATIONS * together, -(-iters // together) * together
     rng = np.random.default_rng(seed)
-    total = (WARMUP_BATCHES + iters) * batch_size
+    total = (warmup + timed + in_flight) * batch_size
     order = np.resize(rng.permutation(len(images)), total)
     params = BoostPolicy(k).sample(rng.random(total), rng, (size, size))
-    start = None
+    start = seconds = None
     for b, (_, views) in enumerate(runner.epoch(EpochPlan(order, batch_size, params))):
         views.to(device, non_blocking=True)
-        if b == WARMUP_BATCHES - 1:
+        if b + 1 in (warmup, warmup + timed):
             synchronize(device)
-            start = time.perf_counter()
-    synchronize(device)
-    seconds = time.perf_counter() - start
+            if start is None:
+                start = time.perf_counter()
+            else:
+                seconds = time.perf_counter() - start
     result = {"benchmark": "pipeline", "executor": executor, "device": str(device), "batch_size": batch_size,
-              "iters": iters, "workers": workers, "rand_k": k, "seconds": seconds,
-              "samples_per_second": iters * batch_size / seconds, "torch": torch.__version__, "gpu": gpu_name(device)}
+              "iters": timed, "workers": workers, "rand_k": k, "seconds": seconds,
+              "samples_per_second": timed * batch_size / seconds, "torch": torch.__version__, "gpu": gpu_name(device)}
     if executor == "dali":
         result["batches_per_iteration"] = runner.batches_together
         result.update(graph_census(k, "gpu" if device.type == "cuda" else "cpu"))
         result.update(kernel_census(k))
     if timer is not None:
-        result["stage_milliseconds_per_iteration"] = timer.milliseconds(skip=WARMUP_BATCHES)
+        result["stage_milliseconds_per_iteration"] = timer.milliseconds(skip=WARMUP_ITERATIONS)
     return result
 
 
 def compare_pipelines(device: torch.device, batch_size: int, iters: int, workers: int, k: int = 1,
                       num_classes: int = 100, profile: bool = False) -> dict:
-    """Both executors in one run; `ratio` is DALI's throughput over the reference executor's."""
+    """Both executors in one run; `ratio` is DALI's throughput over the reference executor's. The
+    cost model's counts of the DALI graph are repeated at the top level."""
     dali = measure_pipeline("dali", device, batch_size, iters, workers, k, num_classes=num_classes, profile=profile)
     reference = measure_pipeline("reference", device, batch_size, iters, workers, k, num_classes=num_classes)
     return {"benchmark": "pipelines", "device": str(device), "gpu": gpu_name(device), "rand_k": k,
-            "dali": dali, "reference": reference,
+            **{key: dali[key] for key in COST_MODEL_KEYS}, "dali": dali, "reference": reference,
             "ratio": dali["samples_per_second"] / reference["samples_per_second"]}
 
 

@@ -32,7 +32,7 @@ from bcl_dali.device import cpu_count
 from bcl_dali.policy import BoostPolicy
 from pipelines.augment import Augmentation
 from pipelines.dali_executor import DaliExecutor
-from pipelines.dali_graph import augmentation_pipeline
+from pipelines.dali_graph import PREFETCH_DEPTH, augmentation_pipeline
 from pipelines.normalize import normalized
 from pipelines.plan import EpochPlan
 from pipelines.table import view_table
@@ -52,7 +52,7 @@ def graph_census(num_slots: int, device: str = "gpu", size: int = 32) -> dict:
     it every iteration)."""
     images = torch.zeros((1, size, size, 3), dtype=torch.uint8)
     where = torch.device("cuda" if device == "gpu" else "cpu")
-    return pipeline_census(augmentation_pipeline(lambda info: None, Augmentation(images, size, num_slots), where,
+    return pipeline_census(augmentation_pipeline(lambda info: None, Augmentation(images, num_slots), where,
                                                  threads=1))
 
 
@@ -99,7 +99,7 @@ def kernel_census(num_slots: int, views: int = 256, size: int = 32, seed: int = 
     images = torch.as_tensor(rng.integers(0, 256, (views, size, size, 3), dtype=np.uint8))
     view = BoostPolicy(num_slots).sample(rng.random(views), rng, (size, size)).view1
     table = torch.as_tensor(view_table(view, np.arange(views), size))
-    augmentation = Augmentation(images, size, num_slots)
+    augmentation = Augmentation(images, num_slots)
     augmentation.rows.dense = True
     augmentation(table)  # constants and tables are made once, outside the count
     count = _KernelCount(plane=views * size * size)
@@ -150,13 +150,14 @@ class StageTimer:
 
 def iteration_profile(device: torch.device, batch_size: int, k: int, path: Path, iterations: int = 5,
                       num_classes: int = 100) -> dict:
-    """torch's profiler over `iterations` DALI iterations in steady state: every kernel of the fused
+    """torch's profiler over `iterations` DALI iterations in steady state (iterations before and
+    after the window, so DALI's prefetching is as far ahead at both ends): every kernel of the fused
     stages with its device time, written as a table to `path`; returns the kernel count and the
     device time per iteration."""
     images = load_data("synthetic-lt", num_classes=num_classes).train.images
     executor = DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=batch_size, device=device,
                             threads=cpu_count())
-    batches = (2 + iterations) * executor.batches_together
+    batches = (2 + iterations + PREFETCH_DEPTH + 1) * executor.batches_together
     rng = np.random.default_rng(0)
     order = np.resize(rng.permutation(len(images)), batches * batch_size)
     stream = executor.epoch(EpochPlan(order, batch_size, BoostPolicy(k).sample(rng.random(len(order)), rng,

@@ -22,21 +22,24 @@ from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
 
 
 class Augmentation:
-    def __init__(self, images: torch.Tensor, size: int, num_slots: int) -> None:
-        """`images`: the uint8 (N, H, W, 3) training images, on the device the stages run on."""
+    """The stages of one graph: k slots, views of the images' own square size, on their device."""
+
+    def __init__(self, images: torch.Tensor, num_slots: int) -> None:
+        """`images`: the uint8 (N, S, S, 3) training images, on the device the stages run on."""
         height, width = images.shape[1:3]
+        if height != width:
+            raise ValueError(f"the augmentation makes square views of square images, got {height}x{width}")
         self.images = images
-        self.layout = Layout(num_slots)
+        self.layout = Layout(num_slots, height)
         self.rows = Rows(dense=images.device.type == "cuda")
-        self.row_tables = CropTables(height, size, images.device)
-        self.column_tables = self.row_tables if width == height else CropTables(width, size, images.device)
+        self.crop_tables = CropTables(height, height, images.device)
         self._channel_tables = functools.partial(
             channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=images.device))
 
     def crop(self, table: torch.Tensor) -> torch.Tensor:
         take = functools.partial(self.layout.take, table)
         sources = self.images[take("image").long()]
-        return resized_crop(sources, self.row_tables, self.column_tables, take("crop").long(), take("flip").long())
+        return resized_crop(sources, self.crop_tables, take("crop").long(), take("flip").long())
 
     def colour(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         take = functools.partial(self.layout.take, table)
@@ -52,7 +55,8 @@ class Augmentation:
         """RandAugment slot s: each view runs the one stage its op needs, if any."""
         take = functools.partial(self.layout.take, table)
         stage = take(f"slot{s}_stage")
-        x = self.rows.apply(warp, x, stage == Stage.WARP, take(f"slot{s}_affine"))
+        x = self.rows.apply(warp, x, stage == Stage.WARP, take(f"slot{s}_affine"), take(f"slot{s}_columns"),
+                            take(f"slot{s}_rows"))
         x = self.rows.apply(enhance_stage, x, stage == Stage.ENHANCE, take(f"slot{s}_enhance"))
         tabled = (stage == Stage.AUTOCONTRAST) | (stage == Stage.POINT) | (stage == Stage.EQUALIZE)
         x = self.rows.apply(self._channel_tables, x, tabled, stage, take(f"slot{s}_point"))

@@ -28,8 +28,10 @@ BY_RED, BY_GREEN, BY_BLUE = 0, 65536, 131072
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
-    """(n, H, W, 1) grey L of float32 RGB."""
-    return torch.floor(x @ constant(LUMA_WEIGHTS, torch.float32, x.device) + 0.5).unsqueeze(-1)
+    """(n, H, W, 1) grey L of float32 RGB. An elementwise product and a sum, not a matmul: TF32
+    matmuls would round the weights, which need 15 significant bits."""
+    weighted = x * constant(LUMA_WEIGHTS, torch.float32, x.device)
+    return torch.floor(weighted.sum(-1, keepdim=True) + 0.5)
 
 
 def rounded_mean(grey: torch.Tensor) -> torch.Tensor:

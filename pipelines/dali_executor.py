@@ -27,11 +27,12 @@ from pipelines.plan import EpochPlan
 from pipelines.table import view_table
 
 GPU_VIEWS_PER_ITERATION = 4096
-"""The cost model (benchmarks/profile.py) puts a GPU iteration at a fixed ~540 kernel launches for
-k = 2 (about 3 ms of dispatch at ~6 us each) plus ~5 MB of memory traffic per view (~1.7 us per
+"""The cost model (benchmarks/profile.py) puts a GPU iteration at a fixed ~530 kernel launches for
+k = 2 (about 3 ms of dispatch at ~6 us each) plus ~5.4 MB of memory traffic per view (~1.8 us per
 view at 3 TB/s). At 1,024 views (one batch of 512) the fixed part is ~65% of the time, at 4,096
 ~30%; past that little is left to gain, and `benchmarks/gpu_check.sh` measures 1 to 8 batches per
-iteration to check it. On the CPU the pixels are the cost and one batch per iteration is best."""
+iteration to check it (the sweep of benchmarks/gpu_check.py). On the CPU the pixels are the cost
+and one batch per iteration is best."""
 
 
 def batches_per_iteration(device: torch.device, batch_size: int) -> int:
@@ -40,28 +41,34 @@ def batches_per_iteration(device: torch.device, batch_size: int) -> int:
 
 
 class DaliExecutor:
+    """Turns (resident images, EpochPlan) into batches of (indices, views), as the PIL executor does."""
+
     def __init__(self, images: np.ndarray, *, size: int, num_slots: int, batch_size: int,
                  device: torch.device, threads: int, dtype: torch.dtype = torch.float16,
                  timer: Timer | None = None, batches_together: int | None = None) -> None:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
+        if not images.shape[1] == images.shape[2] == size:
+            raise ValueError(f"the DALI executor makes views of the images' own square size; got {images.shape[1]}x"
+                             f"{images.shape[2]} images and size {size}")
         self.device = device
         self.size = size
         self.num_slots = num_slots
         self.batches_together = batches_together or batches_per_iteration(device, batch_size)
         self._cuda = device.type == "cuda"
-        self.augmentation = Augmentation(torch.as_tensor(images).to(device), size, num_slots)
+        self.augmentation = Augmentation(torch.as_tensor(images).to(device), num_slots)
         if self._cuda:
             torch.cuda.synchronize(device)  # DALI's stream reads the images and tables without waiting on torch's
         self._plan: EpochPlan | None = None
         self._order: torch.Tensor | None = None
         self._table: torch.Tensor | np.ndarray | None = None
         self._epochs = 0
+        self._unfinished = False
         self.pipeline = augmentation_pipeline(self._batch_table, self.augmentation, device, threads, dtype, timer)
         self.pipeline.build()
 
     @property
-    def _stream(self):
+    def _stream(self) -> torch.cuda.Stream | None:
         return torch.cuda.current_stream(self.device) if self._cuda else None
 
     def epoch(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -69,12 +76,15 @@ class DaliExecutor:
         normalised, a (2B, 3, H, W) channels_last tensor over DALI's output buffer."""
         if plan.params.view1.num_slots != self.num_slots:
             raise ValueError(f"plan has {plan.params.view1.num_slots} op slots, the graph {self.num_slots}")
+        if self._unfinished:
+            self._drain()
         self._plan = plan
         self._order = torch.as_tensor(plan.order).to(self.device)
         self._table = self._upload(epoch_table(plan, self.size))
         if self._epochs:
             self.pipeline.reset()
         self._epochs += 1
+        self._unfinished = True
         for iteration in range(self._iterations()):
             (views,) = self.pipeline.run(self._stream)
             together = torch.from_dlpack(views.as_tensor())[0]
@@ -85,8 +95,19 @@ class DaliExecutor:
         try:
             self.pipeline.run(self._stream)
         except StopIteration:
+            self._unfinished = False
             return
         raise RuntimeError("the DALI pipeline produced more batches than the epoch plan holds")
+
+    def _drain(self) -> None:
+        """Run out an epoch its consumer left early (DALI resets only at the end of its data), so the
+        next epoch's first batch is not one the old plan prefetched."""
+        while True:
+            try:
+                self.pipeline.run(self._stream)
+            except StopIteration:
+                self._unfinished = False
+                return
 
     def _upload(self, table: np.ndarray) -> torch.Tensor | np.ndarray:
         """The epoch's table on the pipeline's device: one host-to-device copy per epoch."""
@@ -103,7 +124,7 @@ class DaliExecutor:
         return range(iteration * self.batches_together,
                      min((iteration + 1) * self.batches_together, self._plan.num_batches))
 
-    def _batch_table(self, info: BatchInfo):
+    def _batch_table(self, info: BatchInfo) -> list[torch.Tensor | np.ndarray]:
         """The iteration's rows of the epoch table: batch after batch, view 1 then view 2 of each."""
         if info.iteration >= self._iterations():
             raise StopIteration

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.exact import constant
+from pipelines.exact import constant, divide
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -14,7 +14,7 @@ STD = (0.229, 0.224, 0.225)
 
 def normalized(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> (x / 255 - mean) / std, computed in float32, as `dtype`, NHWC."""
-    x = images.float().div_(255)
+    x = divide(images.float(), 255.0)
     return x.sub_(constant(MEAN, torch.float32, x.device)).div_(constant(STD, torch.float32, x.device)).to(dtype)
 
 

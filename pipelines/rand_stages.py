@@ -18,39 +18,26 @@ from pipelines.slot import Stage
 LEVELS = 256
 
 
-def warp(x: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+def warp(x: torch.Tensor, affine: torch.Tensor, columns: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """PIL's affine transform with NEAREST and fill 0; `affine` (n, 6) float64 is PIL's data
     (a, b, c, d, e, f): output pixel (x, y) samples input (a x + b y + c, d x + e y + f) at pixel
     centres, black outside the image.
 
     PIL (Geometry.c) has two paths. Without shear (b = d = 0: translations, the identity) it
-    tabulates float64 coordinates, starting at c + a/2 and adding a per column (f + e/2, adding e
-    per row) and takes floor. Otherwise it works in 16.16 fixed point: the coefficients rounded
-    to multiples of 2^-16, integer sums, an arithmetic shift. Both are reproduced exactly: the
-    running float sums as cumulative sums in PIL's order, the integer sums in float64.
+    tabulates float64 running coordinates per column and per row: `columns` and `rows` (n, S),
+    made when the epoch is planned (pipelines.slot.running_coordinates). Otherwise it works in
+    16.16 fixed point: the coefficients rounded to multiples of 2^-16, integer sums, an arithmetic
+    shift, reproduced here in float64, which holds those integers exactly.
     """
     n, height, width, channels = x.shape
     a, b, c, d, e, f = affine.unbind(1)
     scaling = ((b == 0) & (d == 0)).view(-1, 1, 1)
-    column = torch.where(scaling, _running(c + a * 0.5, a, height, width, along=2),
-                         _fixed_point(c + a * 0.5 + b * 0.5, b, a, height, width))
-    row = torch.where(scaling, _running(f + e * 0.5, e, height, width, along=1),
-                      _fixed_point(f + d * 0.5 + e * 0.5, e, d, height, width))
-    column, row = column.clamp_(-1, width), row.clamp_(-1, height)
+    column = torch.where(scaling, columns.view(-1, 1, width), _fixed_point(c + a * 0.5 + b * 0.5, b, a, height, width))
+    row = torch.where(scaling, rows.view(-1, height, 1), _fixed_point(f + d * 0.5 + e * 0.5, e, d, height, width))
+    column, row = column.clamp(-1, width), row.clamp(-1, height)
     index = ((row + 1.0) * (width + 2) + (column + 1.0)).long().view(n, height * width, 1)
     bordered = torch.nn.functional.pad(x, (0, 0, 1, 1, 1, 1)).view(n, (height + 2) * (width + 2), channels)
     return bordered.gather(1, index.expand(-1, -1, channels)).view(n, height, width, channels)
-
-
-def _running(start: torch.Tensor, step: torch.Tensor, height: int, width: int, along: int) -> torch.Tensor:
-    """(n, H, W) floor of PIL's float64 running coordinate: start, plus step once per pixel `along`
-    columns (2) or rows (1), summed in order."""
-    length = width if along == 2 else height
-    steps = torch.cat([start.view(-1, 1), step.view(-1, 1).expand(-1, length - 1)], 1)
-    coordinate = torch.floor(torch.cumsum(steps, 1))
-    if along == 2:
-        return coordinate.view(-1, 1, width).expand(-1, height, -1)
-    return coordinate.view(-1, height, 1).expand(-1, -1, width)
 
 
 def _fixed_point(start: torch.Tensor, per_row: torch.Tensor, per_column: torch.Tensor, height: int,

@@ -5,8 +5,12 @@ its coefficients depend on the crop's length along each axis, not on where the c
 computed once per length, as PIL computes them (float64 filter weights, normalised, then 22-bit
 fixed point), and kept as dense (output x input) matrices. A view's horizontal matrix is the one of
 its crop width shifted to the crop's left edge (and reversed for the flip); its vertical matrix
-likewise. PIL's two passes (horizontal first, each rounded to uint8) then become two batched
-float64 products, exact because every product and partial sum is an integer below 2^53.
+likewise. PIL's two passes (each rounded to uint8) then become two batched float64 products, exact
+because every weight is a multiple of 2^-22 and every sum below 2^10: 32 significant bits.
+
+PIL runs the horizontal pass first unless a crop is taller than wide and taller than the output;
+a RandomResizedCrop of an image of the output's size is never taller than the output, and that is
+the only use (pipelines.dali_executor refuses other sizes), so the horizontal pass always comes first.
 """
 from __future__ import annotations
 
@@ -86,17 +90,16 @@ def _pass(matrices: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     return torch.floor(torch.baddbmm(half, matrices, pixels)).clamp_(0.0, 255.0)
 
 
-def resized_crop(images: torch.Tensor, rows: CropTables, columns: CropTables, crop: torch.Tensor,
-                 flip: torch.Tensor) -> torch.Tensor:
-    """uint8 (n, H, W, 3) sources -> uint8 (n, size, size, 3) views.
+def resized_crop(images: torch.Tensor, tables: CropTables, crop: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """uint8 (n, S, S, 3) sources -> uint8 (n, S, S, 3) views, S = `tables.size`.
 
     `crop` is (n, 4) int64 top, left, height, width; `flip` (n,) int64 in {0, 1}. The horizontal
     pass works on rows of channel planes (n, H * 3, W), the vertical one on columns of them.
     """
     n, height, width, channels = images.shape
-    size = rows.size
+    size = tables.size
     top, left, crop_h, crop_w = crop.unbind(1)
     planes = images.permute(0, 1, 3, 2).contiguous().view(n, height * channels, width).double()
-    across = _pass(planes, columns.matrices(left, crop_w, flip).transpose(1, 2))
-    down = _pass(rows.matrices(top, crop_h, torch.zeros_like(flip)), across.view(n, height, channels * size))
+    across = _pass(planes, tables.matrices(left, crop_w, flip).transpose(1, 2))
+    down = _pass(tables.matrices(top, crop_h, torch.zeros_like(flip)), across.view(n, height, channels * size))
     return down.to(torch.uint8).view(n, size, channels, size).permute(0, 1, 3, 2).contiguous()

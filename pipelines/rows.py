@@ -17,6 +17,8 @@ StageFunction = Callable[..., torch.Tensor]
 
 
 class Rows:
+    """The schedule of a device: dense (all views, then keep) or sparse (only the views that change)."""
+
     def __init__(self, dense: bool) -> None:
         self.dense = dense
 

@@ -56,6 +56,23 @@ class SlotParams:
         return [getattr(self, f.name) for f in fields(self)]
 
 
+def running_coordinates(affine: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's pixel coordinates for affine data without shear (b = d = 0: translations, the identity),
+    per view: (n, size) source columns and rows, -1 where negative.
+
+    PIL tabulates them (ImagingScaleAffine) by a float64 running sum, c + a/2 then + a per column
+    (f + e/2, + e per row), and truncates. numpy's cumulative sum adds in the same order; on the GPU
+    a parallel scan would not, so the tables are made here, when the epoch is planned.
+    """
+    a, c, e, f = affine[:, 0], affine[:, 2], affine[:, 4], affine[:, 5]
+
+    def running(start: np.ndarray, step: np.ndarray) -> np.ndarray:
+        steps = np.concatenate([start[:, None], np.repeat(step[:, None], size - 1, axis=1)], axis=1)
+        return np.maximum(np.floor(np.cumsum(steps, axis=1)), -1.0)
+
+    return running(c + a * 0.5, a), running(f + e * 0.5, e)
+
+
 def solarize_thresholds(high: float) -> int:
     """Tables that Solarize with thresholds in [0, high] needs: only the threshold's ceiling matters."""
     return int(np.ceil(high)) + 1

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from pipelines.ops import RAND_OPS
 from pipelines.params import ViewParams
-from pipelines.slot import SlotParams
+from pipelines.slot import SlotParams, running_coordinates
 
 PRE_HUE_SLOTS = 3
 """ColorJitter runs brightness, contrast, saturation and hue in a per-sample order. Three blend
@@ -23,22 +24,28 @@ slots before the single hue stage and three after fit every order (hue at positi
 adjustments before it and 3 - p after)."""
 JITTER_SLOTS = 2 * PRE_HUE_SLOTS
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+Table = np.ndarray | torch.Tensor
 
 BASE_COLUMNS = (("image", 1), ("crop", 4), ("flip", 1), ("jitter_factor", JITTER_SLOTS),
                 ("jitter_grey", JITTER_SLOTS), ("jitter_mean", JITTER_SLOTS), ("hue_shift", 1),
                 ("hue_active", 1), ("grayscale", 1))
 SLOT_COLUMNS = (("stage", 1), ("affine", 6), ("enhance", 4), ("point", 1), ("cutout", 4))
+PER_PIXEL_SLOT_COLUMNS = ("columns", "rows")
+"""PIL's tabulated source columns and rows for the slot's warp without shear (one per pixel)."""
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each named group of values sits in a table row, for a graph with `num_slots` slots."""
+    """Where each named group of values sits in a table row, for a graph with `num_slots` slots
+    making views of `size` pixels square."""
 
     num_slots: int
+    size: int
 
     @property
     def groups(self) -> tuple[tuple[str, int], ...]:
-        slots = tuple((f"slot{s}_{name}", width) for s in range(self.num_slots) for name, width in SLOT_COLUMNS)
+        per_slot = SLOT_COLUMNS + tuple((name, self.size) for name in PER_PIXEL_SLOT_COLUMNS)
+        slots = tuple((f"slot{s}_{name}", width) for s in range(self.num_slots) for name, width in per_slot)
         return BASE_COLUMNS + slots
 
     @property
@@ -53,7 +60,7 @@ class Layout:
             start += width
         raise KeyError(name)
 
-    def take(self, table, name: str):
+    def take(self, table: Table, name: str) -> Table:
         """The group's columns of `table` (numpy or torch), squeezed to (n,) for one-column groups."""
         columns = self.columns(name)
         return table[:, columns.start] if columns.stop - columns.start == 1 else table[:, columns]
@@ -61,7 +68,7 @@ class Layout:
 
 def view_table(view: ViewParams, image_index: np.ndarray, size: int) -> np.ndarray:
     """(n, Layout.width) float64: the table rows of the views `view` describes of `image_index`."""
-    layout = Layout(view.num_slots)
+    layout = Layout(view.num_slots, size)
     table = np.empty((view.batch_size, layout.width), np.float64)
 
     def put(name: str, values: np.ndarray) -> None:
@@ -80,7 +87,10 @@ def view_table(view: ViewParams, image_index: np.ndarray, size: int) -> np.ndarr
     put("hue_active", view.jitter)
     put("grayscale", view.grayscale)
     for s in range(view.num_slots):
-        for name, values in zip((name for name, _ in SLOT_COLUMNS), _slot(view, s, (size, size)).arrays()):
+        slot = _slot(view, s, (size, size))
+        for name, values in zip((name for name, _ in SLOT_COLUMNS), slot.arrays()):
+            put(f"slot{s}_{name}", values)
+        for name, values in zip(PER_PIXEL_SLOT_COLUMNS, running_coordinates(slot.affine, size)):
             put(f"slot{s}_{name}", values)
     return table
 

@@ -2,6 +2,8 @@
 instruments that count it see what they claim to see."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
 from pipelines.plan import EpochPlan
 from tests.augmentation_cases import natural_images
+from tests.cli_support import run
 
 MAX_OPERATORS_K2 = 80
 
@@ -23,6 +26,7 @@ def test_k2_graph_is_lean_expands_nothing_and_copies_nothing():
     host each iteration (it had 42)."""
     census = graph_census(2, "gpu")
     assert census["operators"] <= MAX_OPERATORS_K2, census["operators_by_kind"]
+    assert census["operators"] == 2 + 4  # the source, crop, colour, one per slot, normalise
     assert census["expansions"] == 0
     assert census["host_to_device_copies"] == 0
     assert census["operators_by_kind"]["torch stage slot1"] == 1
@@ -66,12 +70,17 @@ def test_kernel_count_sees_kernels_bytes_and_full_passes():
     assert count.bytes == (16 + 16) * 4 + (16 + 16) * 4 + 16 * 4 + 4
 
 
-@pytest.mark.parametrize("k", [0, 1, 2])
-def test_kernel_census_grows_with_the_slots(k):
-    census = kernel_census(k, views=32)
-    assert set(census["kernels_by_stage"]) == {"crop", "colour", "normalize"} | {f"slot{s}" for s in range(k)}
-    assert census["kernels"] == sum(census["kernels_by_stage"].values())
-    assert 0 < census["full_image_passes_per_view"] < census["kernels"]
+def test_kernel_census_grows_by_one_slot_stage_per_slot():
+    """Each slot adds the same stage; the views' count does not change the kernels per iteration."""
+    census = [kernel_census(k, views=32) for k in (0, 1, 2)]
+    for k, counts in enumerate(census):
+        assert set(counts["kernels_by_stage"]) == {"crop", "colour", "normalize"} | {f"slot{s}" for s in range(k)}
+        assert counts["kernels"] == sum(counts["kernels_by_stage"].values())
+        assert 0 < counts["full_image_passes_per_view"] < counts["kernels"]
+    slot = census[1]["kernels_by_stage"]["slot0"]
+    assert census[2]["kernels"] - census[1]["kernels"] == census[1]["kernels"] - census[0]["kernels"] == slot > 0
+    assert census[2]["bytes_per_view"] > census[1]["bytes_per_view"] > census[0]["bytes_per_view"]
+    assert kernel_census(2, views=64)["kernels"] == census[2]["kernels"]
 
 
 def test_stage_timer_times_every_stage():
@@ -84,3 +93,17 @@ def test_stage_timer_times_every_stage():
     times = timer.milliseconds()
     assert set(times) == {"crop", "colour", "slot0", "slot1", "normalize"}
     assert all(t > 0 for t in times.values())
+
+
+def test_bench_pipeline_reports_the_cost_model_and_both_executors(tmp_path):
+    report = tmp_path / "pipeline.json"
+    result = run("bench", "pipeline", "--device", "cpu", "--batch-size", "8", "--iters", "1", "--workers", "1",
+                 "--rand-k", "2", "--profile", "--json", report)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(report.read_text())
+    assert (figures["operators"], figures["expansions"], figures["host_to_device_copies"]) == (6, 0, 0)
+    assert figures["full_image_passes_per_view"] > 0 and figures["bytes_per_view"] > 0 and figures["kernels"] > 0
+    assert figures["ratio"] > 0 and figures["dali"]["executor"] == "dali"
+    assert figures["reference"]["executor"] == "reference"
+    assert set(figures["dali"]["stage_milliseconds_per_iteration"]) == {"crop", "colour", "slot0", "slot1", "normalize"}
+    assert "DALI operators: 6" in result.output and "DALI / reference" in result.output

@@ -145,12 +145,13 @@ def test_full_chain_within_tolerance_at_random_weights(real_looking, k):
 
 def test_dense_schedule_of_the_gpu_equals_the_sparse_one_of_the_cpu(real_looking):
     """On the GPU every stage runs on all views and keeps its result where a view uses it; on the CPU
-    it runs only on those views. Same pixels, so the CPU tests cover the GPU's arithmetic."""
+    it runs only on those views. Same pixels: the CPU tests cover the GPU's schedule (what CUDA's
+    kernels compute differently, tests/test_gpu.py checks on a GPU)."""
     rng = np.random.default_rng(7)
     view = BoostPolicy(2).sample(rng.random(len(real_looking)), rng, (32, 32)).view1
     table = torch.as_tensor(view_table(view, np.arange(len(real_looking)), 32))
-    sparse = Augmentation(torch.as_tensor(real_looking), 32, 2)
-    dense = Augmentation(torch.as_tensor(real_looking), 32, 2)
+    sparse = Augmentation(torch.as_tensor(real_looking), 2)
+    dense = Augmentation(torch.as_tensor(real_looking), 2)
     dense.rows.dense = True
     assert not sparse.rows.dense
     assert torch.equal(dense(table), sparse(table))
@@ -223,20 +224,28 @@ def _plan(order: np.ndarray, batch: int, weights: float, seed: int) -> EpochPlan
     return EpochPlan(order, batch, params)
 
 
+def _small_executor(images: np.ndarray, together: int) -> DaliExecutor:
+    return DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2,
+                        batches_together=together)
+
+
+def _assert_same_as_a_fresh_executor(running: DaliExecutor, images: np.ndarray, plan: EpochPlan, together: int) -> None:
+    """`running` yields for `plan` what a new executor does."""
+    again = [(i, views.clone()) for i, views in running.epoch(plan)]
+    fresh = [(i, views.clone()) for i, views in _small_executor(images, together).epoch(plan)]
+    assert len(again) == len(fresh) == plan.num_batches
+    for (i, views), (j, expected) in zip(again, fresh):
+        assert torch.equal(i, j) and torch.equal(views, expected)
+
+
 @pytest.mark.parametrize("together", [1, 2, 3])
 def test_batches_follow_the_plan_across_epochs_and_a_short_last_batch(together):
     """Each epoch yields its plan's batches in order, however many batches one DALI iteration
     augments; the first batches of epoch 2 come from the epoch-2 plan even though DALI prefetches
     (they equal a fresh executor's output for that plan)."""
     images = natural_images(20, seed=7)
-
-    def executor() -> DaliExecutor:
-        return DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2,
-                            batches_together=together)
-
     first = _plan(np.random.default_rng(0).permutation(20), 8, 0.0, seed=1)
-    second = _plan(np.random.default_rng(1).permutation(20), 8, 1.0, seed=2)
-    running = executor()
+    running = _small_executor(images, together)
     batches = [(i, views.clone()) for i, views in running.epoch(first)]
     assert [(len(i), len(views)) for i, views in batches] == [(8, 16), (8, 16), (4, 8)]
     np.testing.assert_array_equal(torch.cat([i for i, _ in batches]).numpy(), first.order)
@@ -244,11 +253,19 @@ def test_batches_follow_the_plan_across_epochs_and_a_short_last_batch(together):
         order, params = first.batch(b)
         np.testing.assert_array_equal(to_uint8(views), np.concatenate(
             [reference_views(images[order], view) for view in params.views]))
-    again = [(i, views.clone()) for i, views in running.epoch(second)]
-    fresh = list(executor().epoch(second))
-    assert len(again) == len(fresh) == second.num_batches
-    for (i, views), (j, expected) in zip(again, fresh):
-        assert torch.equal(i, j) and torch.equal(views, expected)
+    second = _plan(np.random.default_rng(1).permutation(20), 8, 1.0, seed=2)
+    _assert_same_as_a_fresh_executor(running, images, second, together)
+
+
+@pytest.mark.parametrize("together", [1, 2])
+def test_an_epoch_left_early_does_not_leak_into_the_next(together):
+    """A consumer that stops after one batch (an error in the training loop) leaves DALI with
+    batches of the old plan prefetched; the next epoch still yields exactly its own plan."""
+    images = natural_images(40, seed=12)
+    running = _small_executor(images, together)
+    next(iter(running.epoch(_plan(np.random.default_rng(3).permutation(40), 8, 1.0, seed=4))))
+    _assert_same_as_a_fresh_executor(running, images, _plan(np.random.default_rng(4).permutation(40), 8, 1.0, seed=5),
+                                      together)
 
 
 def test_views_are_one_float16_channels_last_tensor():
