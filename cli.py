@@ -7,16 +7,19 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bcl_dali.config import ARCHS, EXECUTORS, METHODS, PRECISIONS
+from bcl_dali.config import ARCHS, EXECUTORS, PRECISIONS
 from bcl_dali.data import DATASETS, load_pool
 from bcl_dali.errors import UserError
 from bcl_dali.eval_report import plot_per_class, results_table
 from bcl_dali.evaluate import evaluate_checkpoint, load_trained
+from bcl_dali.methods import METHODS
+from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
 from bcl_dali.run_training import load_run_data, start_run
 from benchmarks.pipeline import compare_pipelines, measure_pipeline, profile_table, summary as pipeline_summary
 from benchmarks.step import measure_step, summary as step_summary
-from benchmarks.train import compare, measure_training, summary as train_summary
+from benchmarks.train import compare, measure_scaling, measure_training, summary as train_summary
 from bcl_dali.device import resolve_device
+from bcl_dali.distributed import World
 from bcl_dali.reports import check_output_path, write_json
 from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
 from split import describe_split, few_shot_subset, load_index_file, long_tailed_subset, save_index_file
@@ -98,7 +101,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool)
 
 
 @cli.command()
-@click.option("--method", type=click.Choice(list(METHODS)), help="SimCLR, BCL-I (k=1), SDCLR, BCL-D (k=2)  [default: bcl-i]")
+@click.option("--method", type=click.Choice(list(METHODS)),
+              help="; ".join(f"{name}: {method.summary}" for name, method in METHODS.items()) + "  [default: bcl-i]")
 @click.option("--arch", type=click.Choice(ARCHS), help="CIFAR ResNet  [default: resnet18]")
 @click.option("--width", type=click.IntRange(min=1), help="base width: 64 as in the paper, 16 is 16x cheaper  "
               "[default: 16 on synthetic-lt, else 64]")
@@ -112,14 +116,20 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool)
 @click.option("--num-classes", type=int, help="classes of synthetic-lt  [default: 100]")
 @click.option("--epochs", type=click.IntRange(min=0), help="0 writes the untrained network as a run  "
               "[default: 4 on synthetic-lt, else 2000]")
-@click.option("--batch-size", type=int, help="[default: 256 on synthetic-lt, else 512]")
-@click.option("--lr", type=float, help="SGD learning rate  [default: 0.5]")
+@click.option("--batch-size", type=int, help="the global batch, split over torchrun's processes  "
+              "[default: 256 on synthetic-lt, else 512]")
+@click.option("--lr", type=float, help="base learning rate  [default: 0.5]")
+@click.option("--lr-scale", type=click.Choice(LR_SCALES), help="SimCLR's rules: linear lr x batch / 256, sqrt "
+              "lr x sqrt(batch)  [default: none]")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="lars for large batches  [default: sgd]")
 @click.option("--weight-decay", type=float, help="[default: 5e-4 SimCLR / BCL-I, 1e-4 SDCLR / BCL-D]")
 @click.option("--temperature", type=float, help="NT-Xent temperature  [default: 0.2]")
 @click.option("--beta", type=float, help="momentum of the per-sample loss average  [default: 0.97]")
 @click.option("--rand-k", type=int, help="boosted RandAugment ops per view  [default: 0, 1, 0, 2 by method]")
 @click.option("--rand-strength", type=float, help="RandAugment magnitude at weight 1  [default: 30]")
 @click.option("--prune-ratio", type=float, help="SDCLR pruning  [default: 0.9]")
+@click.option("--sync-bn/--no-sync-bn", default=None, help="BatchNorm statistics over the global batch under "
+              "torchrun  [default: on]")
 @click.option("--warmup-epochs", type=int, help="linear warm-up  [default: 1 on synthetic-lt, else 10]")
 @click.option("--seed", type=int, help="[default: 10]")
 @click.option("--device", help="auto, cpu, cuda or cuda:N  [default: auto]")
@@ -259,20 +269,28 @@ def bench_step(method: str, device: str, batch_size: int, width: int, iters: int
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
+@click.option("--num-classes", type=click.IntRange(min=3), default=100, show_default=True,
+              help="classes of synthetic-lt (100: CIFAR-100-LT's size)")
 @click.option("--against-reference", is_flag=True,
               help="also run the reference configuration (fp32, NCHW, PIL workers, per-sample loop) and the ratio")
+@click.option("--nproc", type=click.IntRange(min=1), help="run under torchrun at world sizes 1, 2, 4 ... N and "
+              "report each (the global batch fixed)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path))
 def bench_train(method: str, device: str, epochs: int, batch_size: int, width: int, compile_model: bool,
-                against_reference: bool, json_path: Path | None) -> None:
-    """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size): samples/s, two views each."""
+                num_classes: int, against_reference: bool, nproc: int | None, json_path: Path | None) -> None:
+    """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size): samples/s, two views each.
+    Under torchrun every process trains and rank 0 reports."""
     check_output_path(json_path)
     where = resolve_device(device)
-    if against_reference:
-        result = compare(method, where, epochs, batch_size, width, compile_model)
+    if nproc is not None:
+        result = measure_scaling(method, where, epochs, batch_size, width, nproc, num_classes)
+    elif against_reference:
+        result = compare(method, where, epochs, batch_size, width, compile_model, num_classes)
     else:
-        result = measure_training(method, where, epochs, batch_size, width, compile_model)
-    click.echo(train_summary(result))
-    write_json(result, json_path)
+        result = measure_training(method, where, epochs, batch_size, width, compile_model, num_classes)
+    if World.from_environment().is_main:
+        click.echo(train_summary(result))
+        write_json(result, json_path)
 
 
 def main() -> None:

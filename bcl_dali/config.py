@@ -16,26 +16,9 @@ from typing import Any, Iterable, TypeVar
 from bcl_dali.data import DATASETS
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
+from bcl_dali.methods import METHODS
+from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
 from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR
-
-
-@dataclass(frozen=True)
-class Method:
-    """A method of the paper: which model family it trains and how many boosted ops it adds."""
-
-    family: str
-    """"simclr": one network; "sdclr": a dense network and its pruned twin."""
-    rand_k: int
-    """RandAugment slots per view; 0 means the plain SimCLR augmentation (no BCL)."""
-    weight_decay: float
-
-
-METHODS: dict[str, Method] = {
-    "simclr": Method("simclr", 0, 5e-4),
-    "bcl-i": Method("simclr", 1, 5e-4),
-    "sdclr": Method("sdclr", 0, 1e-4),
-    "bcl-d": Method("sdclr", 2, 1e-4),
-}
 
 
 @dataclass(frozen=True)
@@ -83,12 +66,15 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    lr_scale: str = "none"
+    optimizer: str = "sgd"
     weight_decay: float | None = None
     temperature: float = 0.2
     beta: float = 0.97
     rand_k: int | None = None
     rand_strength: float = 30.0
     prune_ratio: float = 0.9
+    sync_bn: bool = True
     warmup_epochs: int | None = None
     seed: int = 10
     device: str = "auto"
@@ -101,10 +87,6 @@ class TrainConfig:
     stop_after: int | None = None
     probe: bool = False
 
-    @property
-    def family(self) -> str:
-        return METHODS[self.method].family
-
     def resolve(self) -> TrainConfig:
         """Fill presets in and validate; raises UserError naming the bad value and the fix."""
         _choice("method", self.method, METHODS)
@@ -112,6 +94,8 @@ class TrainConfig:
         _choice("arch", self.arch, ARCHS)
         _choice("executor", self.executor, EXECUTORS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr-scale", self.lr_scale, LR_SCALES)
         method = METHODS[self.method]
         budget = BUDGETS.get(self.dataset, REFERENCE_BUDGET)
         resolved = dataclasses.replace(
@@ -151,12 +135,13 @@ class TrainConfig:
             (self.rand_k == 0 or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
              f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
              "(the magnitude floor)"),
-            (self.method not in ("sdclr", "bcl-d") or self.prune_ratio > 0,
-             "SDCLR needs --prune-ratio > 0 (0 makes the pruned twin identical to the dense network)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        problem = METHODS[self.method].check(self)
+        if problem:
+            raise UserError(problem)
 
     def check_resumable_as(self, stored: TrainConfig) -> None:
         """Refuse a resume whose flags change what the stored run computes."""

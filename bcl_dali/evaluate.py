@@ -21,9 +21,9 @@ from bcl_dali.device import uses_bf16
 from bcl_dali.errors import UserError
 from bcl_dali.features import extract_features
 from bcl_dali.knn import KNN_K, KNN_TEMPERATURE, knn_predict
+from bcl_dali.methods import METHODS
 from bcl_dali.probe import PROBE_BATCH, PROBE_EPOCHS, PROBE_FINAL_LR, PROBE_LR, PROBE_WEIGHT_DECAY, linear_probe, predict
 from bcl_dali.rundir import LAST, RunDir
-from models import build_model
 from split import class_groups, group_accuracy
 
 FULL = "full"
@@ -48,7 +48,7 @@ def load_trained(target: Path, device: torch.device) -> Checkpoint:
         raise UserError(f"{path} was not written by `cli.py train` (it holds {keys}); give a run directory "
                         "or one of its .pt files")
     config = TrainConfig.from_dict(state["config"])
-    model = build_model(config.family, config.arch, config.width)
+    model = METHODS[config.method].build_model(config.arch, config.width)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:

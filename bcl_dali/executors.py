@@ -6,12 +6,15 @@ import torch
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
 from bcl_dali.device import uses_bf16
+from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
 from pipelines.dali_executor import DaliExecutor
 from pipelines.reference import ReferenceExecutor
 
 
-def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device) -> DaliExecutor | ReferenceExecutor:
+def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device,
+                   world: World = World()) -> DaliExecutor | ReferenceExecutor:
+    """The executor of one process: it augments that process's share of every global batch."""
     images = data.train.images
     height, width = images.shape[1:3]
     if height != width:
@@ -20,5 +23,5 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
     if config.executor == "reference":
         return ReferenceExecutor(images, size=height, workers=config.workers)
     dtype = torch.float16 if uses_bf16(config.precision, device) else torch.float32
-    return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size,
+    return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
                         device=device, threads=max(1, config.workers), dtype=dtype)

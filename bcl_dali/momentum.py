@@ -1,12 +1,16 @@
 """BCL's momentum loss: an exponential moving average of every training sample's loss.
 
-The single owner of the per-sample state (principle 4 of DESIGN.md): the EMA vector on the
-training device, the count of finished epochs, and the loss -> weight normalisation. Updates are
-one scatter per step with no host synchronisation.
+The single owner of the per-sample state: the EMA vector on the training device, the count of
+finished epochs, and the loss -> weight normalisation. Updates are one scatter per step with no host
+synchronisation. Under several processes every rank holds the whole vector: each step's losses,
+scattered into a vector of all samples by the rank that computed them, are summed over ranks (the
+ranks' samples are disjoint), so every rank applies every sample's update.
 """
 from __future__ import annotations
 
 import torch
+
+from bcl_dali.distributed import World
 
 
 class MomentumLoss:
@@ -16,20 +20,33 @@ class MomentumLoss:
     before the first epoch has finished, so no RandAugment op runs in epoch 1).
     """
 
-    def __init__(self, num_samples: int, beta: float = 0.97, device: torch.device | str = "cpu") -> None:
+    def __init__(self, num_samples: int, beta: float = 0.97, device: torch.device | str = "cpu",
+                 world: World = World()) -> None:
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must lie in [0, 1), got {beta}")
         self.beta = beta
         self.ema = torch.zeros(num_samples, dtype=torch.float32, device=device)
         self.epochs_done = 0
+        self.world = world
 
     def update(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        """Fold this step's per-sample losses into the average (indices unique within a step)."""
+        """Fold this step's per-sample losses into the average (indices unique within a step, and
+        across the ranks of a step)."""
         losses = losses.detach().float()
-        if self.epochs_done == 0:
+        if self.world.size > 1:
+            self._update_everywhere(indices, losses)
+        elif self.epochs_done == 0:
             self.ema[indices] = losses
         else:
             self.ema[indices] = torch.lerp(losses, self.ema[indices], self.beta)
+
+    def _update_everywhere(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        scattered = self.ema.new_zeros(2, len(self.ema))
+        scattered[0, indices] = losses
+        scattered[1, indices] = 1.0
+        step, seen = self.world.sum(scattered).unbind(0)
+        updated = step if self.epochs_done == 0 else torch.lerp(step, self.ema, self.beta)
+        self.ema = torch.where(seen > 0, updated, self.ema)
 
     def end_epoch(self) -> None:
         self.epochs_done += 1

@@ -1,4 +1,7 @@
-"""A training run from start (or resume) to summary: run directory, checkpoints, progress, eval."""
+"""A training run from start (or resume) to summary: run directory, checkpoints, progress, eval.
+
+Under torchrun every rank trains; rank 0 alone writes the run directory, the metrics and the
+checkpoints, shows the progress and evaluates (features on its own device)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,6 +20,7 @@ from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData, load_data
 from bcl_dali.errors import UserError
 from bcl_dali.device import resolve_device
+from bcl_dali.distributed import World
 from bcl_dali.evaluate import FULL, evaluate, knn_top1
 from bcl_dali.executors import build_executor
 from bcl_dali.features import extract_features
@@ -66,6 +70,9 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     Everything that can fail on the user's input (flags, device, data, checkpoint) is checked before
     anything is written, so a refused command leaves no half-made run behind.
     """
+    world = World.from_environment()
+    if not world.is_main:
+        echo = _quiet
     if resume is not None and out is not None:
         raise UserError("--resume continues a run in its own directory; drop --out")
     if resume is not None:
@@ -74,34 +81,46 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     else:
         config = new_config(overrides)
         run = RunDir(out or Path("runs") / f"{config.method}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run.check_free()
-    device = resolve_device(config.device)
+        if world.is_main:
+            run.check_free()
+    device = world.device(resolve_device(config.device))
+    world.start(device)
     data = load_run_data(config)
-    trainer = Trainer(config, data, device, build_executor(config, data, device))
+    trainer = Trainer(config, data, device, build_executor(config, data, device, world), world)
     if resume is not None:
-        trainer.load_state_dict(load_checkpoint(run.last_path, device))
+        state = load_checkpoint(run.last_path, device)
+        trainer.load_state_dict(state)
         if trainer.epoch > config.epochs:
             raise UserError(f"cannot resume with --epochs {config.epochs}: the run already finished {trainer.epoch}")
-        run.keep_metrics_until(trainer.epoch)
-        run.save_config(config)
-        echo(f"resuming {run.path} at epoch {trainer.epoch}/{config.epochs}")
-    else:
+        if world.is_main:
+            run.keep_metrics_until(trainer.epoch)
+            run.save_config(config)
+        echo(f"resuming {run.path} at epoch {trainer.epoch}/{config.epochs} on {world.size} process(es) "
+             f"(checkpoint written by {state.get('world_size', 1)})")
+    elif world.is_main:
         run = RunDir.create(run.path, config)
         save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
     return run_training(trainer, run, echo)
 
 
+def _quiet(line: str) -> None:
+    """The output of every rank but 0."""
+
+
 def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = click.echo) -> dict:
-    """Train until the config's last epoch (or --stop-after), checkpointing into `run`."""
-    config, device = trainer.config, trainer.device
+    """Train until the config's last epoch (or --stop-after), checkpointing into `run` (rank 0)."""
+    config, device, world = trainer.config, trainer.device, trainer.world
     final_epoch = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
+    processes = f" x {world.size} processes" if world.size > 1 else ""
     echo(f"{config.method} on {config.dataset}: {trainer.num_samples} images, {config.arch} width {config.width}, "
-         f"batch {config.batch_size}, {config.epochs} epochs, {device} ({'bf16' if trainer.bf16 else 'fp32'}), "
-         f"{config.executor} executor -> {run.path}")
+         f"batch {config.batch_size}, {config.epochs} epochs, {device}{processes} "
+         f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
     last_save = time.monotonic()
     while trainer.epoch < final_epoch:
         record = _train_one_epoch(trainer, config).as_dict()
+        if not world.is_main:
+            continue
         if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
             record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
         run.append_metrics(record)
@@ -114,18 +133,22 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
                     shutil.copyfile(run.last_path, temp)
         echo(_epoch_line(record, config.epochs))
 
+    if not world.is_main:
+        return {"run": str(run.path), "method": config.method, "epochs": trainer.epoch, "rank": world.rank}
     summary = _summary(trainer, run)
     echo(_summary_table(summary))
     return summary
 
 
 def _train_one_epoch(trainer: Trainer, config: TrainConfig) -> EpochRecord:
+    if not trainer.world.is_main:
+        return trainer.train_epoch()
     start = time.perf_counter()
     with click.progressbar(length=trainer.steps_per_epoch, label=f"epoch {trainer.epoch + 1}/{config.epochs}",
                            item_show_func=lambda text: text, file=sys.stderr) as bar:
         def on_step(mean_loss) -> None:
             loss = mean_loss.peek()
-            rate = mean_loss.count / max(time.perf_counter() - start, 1e-9)
+            rate = mean_loss.count * trainer.world.size / max(time.perf_counter() - start, 1e-9)
             bar.update(1, ("" if loss is None else f"loss {loss:.4f}  ") + f"{rate:,.0f} samples/s")
         return trainer.train_epoch(on_step)
 

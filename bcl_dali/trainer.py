@@ -1,5 +1,8 @@
 """The training loop. One step reads top to bottom: batch, views, forward, per-sample loss,
-momentum update, backward, optimiser step; no callbacks, no host synchronisation inside."""
+backward, momentum update, optimiser step; no host synchronisation inside. The method (its model,
+gradient step and epoch hook) comes from bcl_dali.methods. Under torchrun every rank draws the same
+epoch plan from the same seed and global weights, augments its share of every global batch, and
+trains one DDP replica; negatives, BatchNorm statistics and the momentum loss are global."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,17 +18,17 @@ import torch
 from bcl_dali.checkpoint import restore_rng_state, rng_state
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
-from bcl_dali.device import uses_bf16
+from bcl_dali.device import autocast, uses_bf16
+from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
 from bcl_dali.meter import RunningMean
+from bcl_dali.methods import METHODS, Contrast
 from bcl_dali.momentum import MomentumLoss
-from bcl_dali.policy import BoostPolicy
+from bcl_dali.optimizers import build_optimizer, scaled_lr
 from bcl_dali.schedule import lr_at
-from bcl_dali.steps import GRADIENTS
-from models import build_model
+from bcl_dali.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
 
-SGD_MOMENTUM = 0.9
 MIN_CPU_WIDTH = 16
 """PyTorch's CPU channels_last convolution backward (oneDNN, seen with torch 2.14) corrupts memory
 for 1x1 stride-2 convolutions with fewer than 16 input channels at some batch sizes."""
@@ -54,31 +57,37 @@ class EpochRecord:
 class Trainer:
     """Owns the state of one run: model, optimiser, momentum loss, sampler RNG, step counter."""
 
-    def __init__(self, config: TrainConfig, data: LongTailedData, device: torch.device, executor: Executor) -> None:
+    def __init__(self, config: TrainConfig, data: LongTailedData, device: torch.device, executor: Executor,
+                 world: World = World()) -> None:
         if device.type == "cpu" and config.width < MIN_CPU_WIDTH:
             raise UserError(f"--width {config.width} is too narrow for PyTorch's CPU channels_last convolutions "
                             f"(they crash below {MIN_CPU_WIDTH} channels); use --width {MIN_CPU_WIDTH} or more")
-        if len(data.train.labels) % config.batch_size == 1:
-            raise UserError(f"{len(data.train.labels)} training images in batches of {config.batch_size} leave a last "
-                            "batch of one image, which has no negatives and no batch statistics; change --batch-size")
+        _check_batches(len(data.train.labels), config.batch_size, world)
         self.config = config
         self.data = data
         self.device = device
         self.executor = executor
+        self.world = world
+        self.method = METHODS[config.method]
         self.bf16 = uses_bf16(config.precision, device)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.model = build_model(config.family, config.arch, config.width).to(
-            device, memory_format=torch.channels_last)
-        self.network = torch.compile(self.model) if config.compile else self.model
-        """What the step calls: the model, or its torch.compile'd wrapper (same parameters)."""
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=SGD_MOMENTUM,
-                                         weight_decay=config.weight_decay,
-                                         fused=True if device.type == "cuda" else None)
+        model = self.method.build_model(config.arch, config.width)
+        if world.size > 1 and config.sync_bn:
+            model = synchronise_batchnorm(model, world, device)
+        self.model = model.to(device, memory_format=torch.channels_last)
+        network = self.model
+        if world.size > 1:
+            network = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False,
+                find_unused_parameters=self.method.branches_per_step > 1)
+        self.network = torch.compile(network) if config.compile else network
+        """What the step calls: the model, or its DDP / torch.compile wrapper (same parameters)."""
+        self.base_lr = scaled_lr(config.lr, config.lr_scale, config.batch_size)
+        self.optimizer = build_optimizer(config.optimizer, self.model, self.base_lr, config.weight_decay, device)
         self.num_samples = len(data.train.labels)
-        self.momentum = MomentumLoss(self.num_samples, config.beta, device)
-        self.policy = BoostPolicy(config.rand_k, config.rand_strength)
-        self.gradients = GRADIENTS[config.family]
+        self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
+        self.policy = self.method.policy(config)
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
         self.step = 0
@@ -89,7 +98,7 @@ class Trainer:
 
     def lr(self, step: int) -> float:
         c = self.config
-        return lr_at(step, c.lr, c.epochs * self.steps_per_epoch, c.warmup_epochs * self.steps_per_epoch)
+        return lr_at(step, self.base_lr, c.epochs * self.steps_per_epoch, c.warmup_epochs * self.steps_per_epoch)
 
     def plan_epoch(self) -> tuple[EpochPlan, np.ndarray]:
         """This epoch's order and augmentation parameters, from the weights of the last epoch."""
@@ -100,15 +109,16 @@ class Trainer:
 
     def train_epoch(self, on_step: Callable[[RunningMean], None] = lambda loss: None) -> EpochRecord:
         plan, weights = self.plan_epoch()
-        if self.config.family == "sdclr":
-            self.model.prune(self.config.prune_ratio)
+        self.method.start_epoch(self.model, self.config)
         self.model.train()
         mean_loss = RunningMean(self.device)
         start = time.perf_counter()
-        for indices, views in self.executor.epoch(plan):
-            mean_loss.add(self.train_step(indices, views))
+        batches = self.executor.epoch(plan.shard(self.world.rank, self.world.size))
+        for b, (indices, views) in enumerate(batches):
+            mean_loss.add(self.train_step(indices, views, self.contrast(plan.batch_length(b))))
             on_step(mean_loss)
-        epoch_loss = mean_loss.read()
+        total = self.world.sum(torch.stack([mean_loss.total, mean_loss.total.new_tensor(mean_loss.count)]))
+        epoch_loss = float(total[0]) / max(float(total[1]), 1.0)
         seconds = time.perf_counter() - start
         if not math.isfinite(epoch_loss):
             raise UserError(f"the loss became {epoch_loss} in epoch {self.epoch + 1}; the last good checkpoint "
@@ -119,22 +129,28 @@ class Trainer:
                            samples_per_second=self.num_samples / seconds,
                            weight_mean=float(weights.mean()), weight_std=float(weights.std()))
 
-    def train_step(self, indices: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-        """One optimiser step; returns the per-sample losses, still on the device (no host sync)."""
+    def contrast(self, batch: int) -> Contrast:
+        """A step's global batch of `batch` samples, split over the ranks."""
+        return Contrast(self.config.temperature, batch, -(-batch // self.world.size), self.world)
+
+    def train_step(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast | None = None) -> torch.Tensor:
+        """One optimiser step on this rank's share of a global batch (the whole batch in one process);
+        returns the local per-sample losses, still on the device (no host sync)."""
         views = self._model_input(views)
         indices = indices.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.gradients(self.network, views, self.config.temperature, self.bf16)
+        contrast = contrast or self.contrast(len(indices))
+        loss = self.method.gradients(self.network, self.model, views, contrast, lambda: autocast(self.device, self.bf16))
         self.momentum.update(indices, loss)
         self.optimizer.step()
         self.step += 1
         return loss
 
     def _model_input(self, view: torch.Tensor) -> torch.Tensor:
-        """Views on the device in channels_last; float32 unless bf16 autocast casts them anyway."""
-        dtype = view.dtype if self.bf16 else torch.float32
+        """Views on the device in channels_last, in the model's dtype unless bf16 autocast casts them anyway."""
+        dtype = view.dtype if self.bf16 else next(self.model.parameters()).dtype
         return view.to(self.device, dtype=dtype, non_blocking=True, memory_format=torch.channels_last)
 
     def data_fingerprint(self) -> str:
@@ -154,10 +170,14 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "momentum": self.momentum.state_dict(),
             "rng": rng_state(self.rng),
+            "world_size": self.world.size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint of this run; refuses one of other data or not from `train`."""
+        """Continue from a checkpoint of this run; refuses one of other data or not from `train`.
+
+        The world size may differ from the checkpoint's: the model and the optimiser are replicated,
+        and the momentum state, the plan's RNG and the global batch are the same on every rank."""
         missing = sorted({"data", "model", "optimizer", "momentum", "rng", "epoch", "step"} - set(state))
         if missing:
             raise UserError(f"the checkpoint lacks {missing}: it was not written by this version of `train`")
@@ -170,3 +190,17 @@ class Trainer:
         restore_rng_state(self.rng, state["rng"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
+
+
+def _check_batches(samples: int, batch_size: int, world: World) -> None:
+    """Refuse batches that leave a rank without a share, or a batch without negatives."""
+    if batch_size % world.size:
+        raise UserError(f"--batch-size {batch_size} is the global batch and must divide by the {world.size} "
+                        f"processes; use a multiple of {world.size}")
+    last = samples % batch_size
+    if last == 1:
+        raise UserError(f"{samples} training images in batches of {batch_size} leave a last batch of one image, "
+                        "which has no negatives and no batch statistics; change --batch-size")
+    if 0 < last < world.size:
+        raise UserError(f"{samples} training images in batches of {batch_size} leave a last batch of {last}, "
+                        f"too few for {world.size} processes; change --batch-size")

@@ -10,34 +10,46 @@ what the DALI graph itself brings. The ratios are measured in the same process.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from bcl_dali.config import TrainConfig
+from bcl_dali.distributed import World
+from bcl_dali.errors import UserError
+from bcl_dali.executors import build_executor
+from bcl_dali.methods import METHODS, Contrast
 from bcl_dali.momentum import MomentumLoss
 from bcl_dali.run_training import load_run_data
 from bcl_dali.schedule import lr_at
-from bcl_dali.steps import GRADIENTS
-from bcl_dali.executors import build_executor
-from bcl_dali.policy import BoostPolicy
 from bcl_dali.trainer import Trainer
 from benchmarks.timing import gpu_name, synchronize
-from models import build_model
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
+
+CLI = Path(__file__).resolve().parents[1] / "cli.py"
 
 
 def measure_training(method: str, device: torch.device, epochs: int, batch_size: int = 512, width: int = 64,
                      compile_model: bool = False, num_classes: int = 100, executor: str = "dali") -> dict:
-    """Our training loop (the `train` command's, without evaluation or checkpoints)."""
+    """Our training loop (the `train` command's, without evaluation or checkpoints); under torchrun,
+    on every process, `batch_size` being the global batch."""
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
                          batch_size=batch_size, epochs=epochs, device=str(device), compile=compile_model,
                          executor=executor).resolve()
+    world = World.from_environment()
+    device = world.device(device)
+    world.start(device)
     data = load_run_data(config)
-    trainer = Trainer(config, data, device, build_executor(config, data, device))
+    trainer = Trainer(config, data, device, build_executor(config, data, device, world), world)
     seconds = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -45,7 +57,28 @@ def measure_training(method: str, device: torch.device, epochs: int, batch_size:
         synchronize(device)
         seconds.append(time.perf_counter() - start)
     return _result("ours" if executor == "dali" else "ours, PIL executor", config, device, trainer.num_samples,
-                   seconds)
+                   seconds) | {"world_size": world.size}
+
+
+def measure_scaling(method: str, device: torch.device, epochs: int, batch_size: int, width: int, nproc: int,
+                    num_classes: int = 100) -> dict:
+    """The same training under torchrun at each world size from 1 to `nproc` (powers of two, and
+    `nproc`): samples/s of the whole run for each, the global batch fixed."""
+    sizes = sorted({2 ** i for i in range(nproc.bit_length()) if 2 ** i <= nproc} | {nproc})
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in sizes:
+            report = Path(scratch) / f"world{size}.json"
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={size}",
+                       str(CLI), "bench", "train", "--method", method, "--device", device.type, "--epochs",
+                       str(epochs), "--batch-size", str(batch_size), "--width", str(width), "--num-classes",
+                       str(num_classes), "--json", str(report)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise UserError(f"torchrun with {size} processes failed: {done.stderr.strip().splitlines()[-1]}")
+            runs.append(json.loads(report.read_text()))
+    return {"benchmark": "scaling", "method": method, "device": device.type, "batch_size": batch_size,
+            "runs": runs}
 
 
 def measure_reference(method: str, device: torch.device, epochs: int, batch_size: int = 512,
@@ -56,11 +89,12 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
                          precision="fp32").resolve()
     data = load_run_data(config)
     torch.manual_seed(config.seed)
-    model = build_model(config.family, config.arch, config.width).to(device)
+    method = METHODS[config.method]
+    model = method.build_model(config.arch, config.width).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     executor = ReferenceExecutor(data.train.images, size=data.train.images.shape[1], workers=config.workers)
     momentum = MomentumLoss(len(data.train.labels), config.beta, device)
-    policy, gradients = BoostPolicy(config.rand_k, config.rand_strength), GRADIENTS[config.family]
+    policy = method.policy(config)
     rng = np.random.default_rng(0)
     steps_per_epoch = math.ceil(len(data.train.labels) / batch_size)
     step, seconds = 0, []
@@ -69,14 +103,14 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
         weights = momentum.weights().cpu().numpy()
         order = rng.permutation(len(weights))
         plan = EpochPlan(order, batch_size, policy.sample(weights[order], rng, data.train.images.shape[1:3]))
-        if config.family == "sdclr":
-            model.prune(config.prune_ratio)
+        method.start_epoch(model, config)
         model.train()
         for indices, views in executor.epoch(plan):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config.lr, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
             optimizer.zero_grad()
-            loss = gradients(model, views.to(device), config.temperature, False)
+            contrast = Contrast(config.temperature, len(indices), len(indices))
+            loss = method.gradients(model, model, views.to(device), contrast, contextlib.nullcontext)
             _per_sample_momentum_loop(momentum, indices, loss, epoch, config.beta)
             optimizer.step()
             float(loss.mean().detach().cpu())
@@ -118,6 +152,10 @@ def compare(method: str, device: torch.device, epochs: int, batch_size: int, wid
 
 
 def summary(result: dict) -> str:
+    if result["benchmark"] == "scaling":
+        return "\n".join(f"train {row['method']} on {row['device']}, world size {row['world_size']}: "
+                         f"{row['samples_per_second']:,.0f} samples/s (global batch {row['batch_size']})"
+                         for row in result["runs"])
     if result["benchmark"] == "compare":
         return (f"train {result['method']} on {result['device']}: ours {result['ours']['samples_per_second']:,.0f} "
                 f"samples/s; ours with the PIL executor ({result['ours_pil_executor']['workers']} workers) "

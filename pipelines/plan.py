@@ -27,6 +27,24 @@ class EpochPlan:
     def num_batches(self) -> int:
         return -(-len(self.order) // self.batch_size)
 
+    def batch_length(self, b: int) -> int:
+        return min(self.batch_size, len(self.order) - b * self.batch_size)
+
+    def shard(self, rank: int, size: int) -> EpochPlan:
+        """The rows one of `size` processes augments: its contiguous share of every batch (each rank
+        draws the whole plan from the same seed and weights). Batch b of the shard is that rank's
+        part of batch b; shares of a short last batch differ by at most one row."""
+        if size == 1:
+            return self
+        if self.batch_size % size:
+            raise ValueError(f"a batch of {self.batch_size} does not split over {size} processes")
+        rows = []
+        for b in range(self.num_batches):
+            start, length = b * self.batch_size, self.batch_length(b)
+            rows.append(np.arange(start + rank * length // size, start + (rank + 1) * length // size))
+        rows = np.concatenate(rows)
+        return EpochPlan(self.order[rows], self.batch_size // size, self.params.select(rows))
+
     def batch(self, b: int) -> tuple[np.ndarray, AugParams]:
         """Sample indices and parameters of batch b."""
         if not 0 <= b < self.num_batches:

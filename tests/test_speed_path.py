@@ -66,4 +66,4 @@ def test_gpu_check_smoke_runs_every_item(tmp_path):
     assert results["bcl-i_training_run"]["summary"]["epochs"] == 2
     assert (tmp_path / "profile.txt").exists()
     log = (tmp_path / "check.log").read_text()
-    assert log.count("\ntarget ") == 7 and "not measured" not in log
+    assert log.count("\ntarget ") == 8 and "not measured" not in log

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bcl_dali import steps
+from bcl_dali.methods.simclr import SimCLRMethod
 from bcl_dali.checkpoint import load_checkpoint
 from bcl_dali.errors import UserError
 from bcl_dali.run_training import start_run
@@ -133,10 +133,8 @@ def test_nan_loss_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypat
     start_run(overrides, out, None, echo=lambda line: None)
     good = (out / "last.pt").read_bytes()
 
-    def poisoned(*args, **kwargs):
-        return steps.simclr_gradients(*args, **kwargs) * float("nan")
-
-    monkeypatch.setitem(steps.GRADIENTS, "simclr", poisoned)
+    gradients = SimCLRMethod.gradients
+    monkeypatch.setattr(SimCLRMethod, "gradients", lambda *a, **k: gradients(*a, **k) * float("nan"))
     with pytest.raises(UserError, match="loss became nan in epoch 2"):
         start_run({}, None, out, echo=lambda line: None)
     assert (out / "last.pt").read_bytes() == good
@@ -148,8 +146,9 @@ def test_a_run_whose_first_epoch_fails_can_be_resumed(tmp_path, monkeypatch):
     out = tmp_path / "run"
     overrides = dict(dataset="synthetic-lt", num_classes=10, width=16, batch_size=64, device="cpu", workers=2,
                      epochs=1)
+    gradients = SimCLRMethod.gradients
     with monkeypatch.context() as patch:
-        patch.setitem(steps.GRADIENTS, "simclr", lambda *a, **k: steps.simclr_gradients(*a, **k) * float("nan"))
+        patch.setattr(SimCLRMethod, "gradients", lambda *a, **k: gradients(*a, **k) * float("nan"))
         with pytest.raises(UserError, match="epoch 1"):
             start_run(overrides, out, None, echo=lambda line: None)
     assert load_checkpoint(out / "last.pt")["epoch"] == 0

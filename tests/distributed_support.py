@@ -1,0 +1,101 @@
+"""Runs a function in several CPU processes joined by gloo, as torchrun would start them, and the
+training work those processes do for tests/test_distributed.py."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing
+
+from bcl_dali.config import TrainConfig
+from bcl_dali.distributed import World
+from bcl_dali.executors import build_executor
+from bcl_dali.run_training import load_run_data
+from bcl_dali.trainer import Trainer
+
+CPU = torch.device("cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def spawn(world_size: int, function: Callable, *args) -> None:
+    """`function(*args)` in `world_size` processes with torchrun's environment (RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT)."""
+    torch.multiprocessing.spawn(_entry, args=(world_size, free_port(), function, args), nprocs=world_size, join=True)
+
+
+def _entry(rank: int, world_size: int, port: int, function: Callable, args: tuple) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        function(*args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Models built inside are of `dtype` (these functions also run in the test process itself)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def tiny_config(method: str, batch_size: int, epochs: int = 2) -> TrainConfig:
+    """A small learning rate: at the demonstration's 0.5 and batches of 32, SGD here amplifies a
+    difference in the last bit tenfold per step (one thread against two shows it), which would hide
+    whether two runs compute the same thing."""
+    return TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=batch_size,
+                       epochs=epochs, warmup_epochs=1, lr=0.01, device="cpu", workers=1, seed=5).resolve()
+
+
+def one_step(out: Path, method: str, views: torch.Tensor, indices: torch.Tensor) -> None:
+    """One optimiser step on this process's share of the global batch (`views`: view 1 of every
+    sample, then view 2, in the dtype the model is built in); writes the local losses, the model and
+    the momentum state."""
+    world = World.from_environment()
+    world.start(CPU)
+    config = tiny_config(method, len(indices))
+    with default_dtype(views.dtype):
+        trainer = Trainer(config, load_run_data(config), CPU, executor=None, world=world)
+    initial = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    trainer.method.start_epoch(trainer.model, config)
+    share = world.shard(len(indices))
+    first, second = views.chunk(2)
+    loss = trainer.train_step(indices[share], torch.cat([first[share], second[share]]), trainer.contrast(len(indices)))
+    torch.save({"loss": loss.detach(), "model": trainer.model.state_dict(), "initial": initial,
+                "ema": trainer.momentum.ema}, out / f"rank{world.rank}.pt")
+
+
+def epochs(out: Path, method: str, batch_size: int, count: int, dtype: torch.dtype = torch.float32) -> None:
+    """`count` epochs with the DALI CPU executor, the model built in `dtype`; writes, per epoch, the
+    plan's augmentation decisions, the loss and the momentum state after it."""
+    world = World.from_environment()
+    world.start(CPU)
+    config = tiny_config(method, batch_size, count)
+    data = load_run_data(config)
+    with default_dtype(dtype):
+        trainer = Trainer(config, data, CPU, build_executor(config, data, CPU, world), world)
+    plans, planned = [], trainer.plan_epoch
+    trainer.plan_epoch = lambda: plans.append(planned()) or plans[-1]
+    records = []
+    for _ in range(count):
+        loss = trainer.train_epoch().loss
+        params = plans[-1][0].params.view1
+        records.append({"loss": loss, "ema": trainer.momentum.ema.clone(), "order": plans[-1][0].order,
+                        "applied": params.op_applied, "op": params.op_id, "magnitude": params.op_magnitude})
+    torch.save(records, out / f"rank{world.rank}.pt")

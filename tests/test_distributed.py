@@ -1,0 +1,180 @@
+"""Several processes (CPU, gloo, DALI CPU pipelines), as torchrun starts them: one distributed step is
+one single-process step, the momentum state stays global, and `cli.py train` runs, resumes and is
+evaluated under torchrun, on one "node" and on two."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bcl_dali.distributed import World
+from bcl_dali.errors import UserError
+from bcl_dali.optimizers import LARS, scaled_lr
+from bcl_dali.policy import BoostPolicy
+from bcl_dali.trainer import _check_batches
+from pipelines.plan import EpochPlan
+from tests.cli_support import run
+from tests.distributed_support import epochs, free_port, one_step, spawn
+
+REPO = Path(__file__).parents[1]
+TINY = ("--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--batch-size", "32", "--device", "cpu",
+        "--workers", "1", "--warmup-epochs", "1")
+
+
+def _load(path: Path):
+    return torch.load(path, weights_only=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simclr", "bcl-d"])
+def test_one_distributed_step_is_one_single_process_step(tmp_path, method):
+    """2 processes at a global batch of 16 against 1 process at 16, from the same state and views,
+    BatchNorm synchronised: every anchor meets all 30 negatives, SDCLR's two passes go through DDP.
+    In float64, so that float32's rounding (which BatchNorm's sums over 16 x 32 x 32 pixels turn into
+    relative gradient noise of 1e-4) does not hide the comparison."""
+    generator = torch.Generator().manual_seed(0)
+    views = torch.randn(32, 32, 32, 3, generator=generator, dtype=torch.float64).permute(0, 3, 1, 2)
+    indices = torch.randperm(100, generator=generator)[:16]
+    (tmp_path / "single").mkdir()
+    (tmp_path / "two").mkdir()
+    one_step(tmp_path / "single", method, views, indices)
+    spawn(2, one_step, tmp_path / "two", method, views, indices)
+    single = _load(tmp_path / "single" / "rank0.pt")
+    ranks = [_load(tmp_path / "two" / f"rank{r}.pt") for r in range(2)]
+    torch.testing.assert_close(torch.cat([r["loss"] for r in ranks]), single["loss"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.cat([r["loss"] for r in ranks]).mean(), single["loss"].mean(), rtol=0, atol=1e-5)
+    for rank in ranks:
+        assert torch.equal(rank["ema"], ranks[0]["ema"])
+        torch.testing.assert_close(rank["ema"], single["ema"], rtol=0, atol=1e-5)
+        for name, value in single["model"].items():
+            torch.testing.assert_close(rank["model"][name], value, rtol=0, atol=1e-5, msg=name)
+    moved = max((single["model"][n] - v).abs().max().item() for n, v in single["initial"].items()
+                if v.dtype.is_floating_point)
+    assert moved > 1e-3  # the step changed the parameters far more than the tolerance
+
+
+@pytest.mark.slow
+def test_momentum_state_and_plans_are_global_and_match_one_process(tmp_path):
+    """BCL-I for 2 epochs, DALI CPU executors, each rank augmenting its share. Both ranks hold the
+    same momentum vector after each epoch, and so draw the same next plan; after epoch 1 the vector
+    is the single-process run's, and so is epoch 2's plan. In epoch 2 the boosted views make SGD
+    amplify the last bits of float64 (the single-process run does the same between one and two
+    threads), so the two runs then agree to about a thousandth."""
+    (tmp_path / "single").mkdir()
+    (tmp_path / "two").mkdir()
+    epochs(tmp_path / "single", "bcl-i", 32, 2, torch.float64)
+    spawn(2, epochs, tmp_path / "two", "bcl-i", 32, 2, torch.float64)
+    single = _load(tmp_path / "single" / "rank0.pt")
+    ranks = [_load(tmp_path / "two" / f"rank{r}.pt") for r in range(2)]
+    for epoch in range(2):
+        assert torch.equal(ranks[0][epoch]["ema"], ranks[1][epoch]["ema"])
+        for key in ("order", "applied", "op", "magnitude"):
+            np.testing.assert_array_equal(ranks[0][epoch][key], ranks[1][epoch][key])
+            np.testing.assert_array_equal(ranks[0][epoch][key], single[epoch][key])
+    assert ranks[1][1]["applied"].any() and not ranks[1][0]["applied"].any()
+    torch.testing.assert_close(ranks[0][0]["ema"], single[0]["ema"], rtol=0, atol=1e-6)
+    assert (ranks[0][1]["ema"] - single[1]["ema"]).abs().mean() < 1e-2
+
+
+def test_batches_that_do_not_split_over_the_processes_are_refused():
+    with pytest.raises(UserError, match="--batch-size 30 is the global batch and must divide by the 4 processes"):
+        _check_batches(1000, 30, World(0, 4))
+    with pytest.raises(UserError, match="last batch of 2, too few for 4 processes"):
+        _check_batches(1002, 40, World(0, 4))
+    _check_batches(1004, 40, World(0, 4))
+
+
+def test_a_plan_shards_into_every_sample_once():
+    rng = np.random.default_rng(0)
+    plan = EpochPlan(rng.permutation(54), 12, BoostPolicy(1).sample(rng.random(54), rng, (32, 32)))
+    shards = [plan.shard(rank, 4) for rank in range(4)]
+    assert all(shard.batch_size == 3 and shard.num_batches == plan.num_batches for shard in shards)
+    for b in range(plan.num_batches):
+        together = np.concatenate([shard.batch(b)[0] for shard in shards])
+        np.testing.assert_array_equal(together, plan.batch(b)[0])
+        magnitudes = np.concatenate([shard.batch(b)[1].view2.op_magnitude for shard in shards])
+        np.testing.assert_array_equal(magnitudes, plan.batch(b)[1].view2.op_magnitude)
+    assert [len(shard.batch(4)[0]) for shard in shards] == [1, 2, 1, 2]
+
+
+def test_lars_scales_each_weights_step_by_its_trust_ratio_and_spares_one_dimensional_tensors():
+    weight = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))
+    bias = torch.nn.Parameter(torch.tensor([1.0, -1.0]))
+    weight.grad, bias.grad = torch.tensor([[0.6, 0.8]]), torch.tensor([0.5, 0.5])
+    LARS([weight, bias], lr=0.1, momentum=0.9, weight_decay=0.1).step()
+    update = torch.tensor([[0.6, 0.8]]) + 0.1 * torch.tensor([[3.0, 4.0]])  # |w| = 5, |g + wd w| = 1.5
+    torch.testing.assert_close(weight.detach(), torch.tensor([[3.0, 4.0]]) - 0.1 * (1e-3 * 5 / 1.5) * update)
+    torch.testing.assert_close(bias.detach(), torch.tensor([0.95, -1.05]))  # plain SGD, no weight decay
+
+
+def test_learning_rate_rules_follow_simclr():
+    assert scaled_lr(0.3, "linear", 4096) == pytest.approx(4.8)
+    assert scaled_lr(0.075, "sqrt", 4096) == pytest.approx(4.8)
+    assert scaled_lr(0.5, "none", 4096) == 0.5
+
+
+def _torchrun(*args: str, nproc: int = 2, extra: tuple[str, ...] = ("--standalone",)) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", *extra, "cli.py", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d"])
+def test_torchrun_trains_resumes_and_evaluates_each_method(tmp_path, method):
+    """Two processes write one run directory; BCL-I resumes on one process (the momentum state and
+    the plan are global, so another world size is fine), the others on two; the checkpoint says
+    which world size wrote it, and the run evaluates like any other."""
+    out = tmp_path / method
+    first = _torchrun("train", "--method", method, "--epochs", "2", "--stop-after", "1", "--out", str(out), *TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("epoch 1/2") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "last.pt", "metrics.jsonl"]
+    assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2
+    if method == "bcl-i":
+        resumed = subprocess.run([sys.executable, "cli.py", "train", "--resume", str(out)], cwd=REPO,
+                                 capture_output=True, text=True, timeout=600)
+    else:
+        resumed = _torchrun("train", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["momentum"]["epochs_done"] == 2
+    assert state["world_size"] == (1 if method == "bcl-i" else 2)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and "knn_top1" in records[-1]
+    evaluated = run("eval", out, "--shots", "full", "--device", "cpu")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "full-shot" in evaluated.stdout
+
+
+@pytest.mark.slow
+def test_two_nodes_on_localhost_with_c10d_rendezvous(tmp_path):
+    """Two torchrun invocations, one process each, meet through c10d as two nodes would."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    out = tmp_path / "two_nodes"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                               f"--node-rank={rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
+                               "--rdzv-id=bcl-test", "cli.py", "train", "--method", "simclr", "--epochs", "1",
+                               "--out", str(out), *TINY],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in range(2)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
+    assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2
+    assert "kNN top-1" in outputs[0][0] + outputs[1][0]
+
+
+@pytest.mark.slow
+def test_bench_train_reports_samples_per_second_per_world_size(tmp_path):
+    report = tmp_path / "scaling.json"
+    result = run("bench", "train", "--method", "bcl-i", "--device", "cpu", "--epochs", "2", "--batch-size", "32",
+                 "--width", "16", "--num-classes", "3", "--nproc", "2", "--json", report)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(report.read_text())
+    assert [row["world_size"] for row in figures["runs"]] == [1, 2]
+    assert all(row["samples_per_second"] > 0 for row in figures["runs"])
+    assert "world size 2" in result.output
