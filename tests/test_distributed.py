@@ -149,6 +149,12 @@ def test_torchrun_trains_resumes_and_evaluates_each_method(tmp_path, method):
     evaluated = run("eval", out, "--shots", "full", "--device", "cpu")
     assert evaluated.exit_code == 0, evaluated.output
     assert "full-shot" in evaluated.stdout
+    if method == "bcl-d":  # the same world size: the resumed run is the uninterrupted one, bit for bit
+        whole = tmp_path / "whole"
+        assert _torchrun("train", "--method", method, "--epochs", "2", "--out", str(whole), *TINY).returncode == 0
+        uninterrupted = torch.load(whole / "last.pt", weights_only=True)
+        assert all(torch.equal(value, uninterrupted["model"][name]) for name, value in state["model"].items())
+        assert torch.equal(state["momentum"]["ema"], uninterrupted["momentum"]["ema"])
 
 
 @pytest.mark.slow
