@@ -8,6 +8,7 @@ GPUs, gloo between CPU processes.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1
+    """Processes on this node: they share its cores."""
 
     @property
     def is_main(self) -> bool:
@@ -32,7 +35,8 @@ class World:
     def from_environment(cls) -> World:
         if "WORLD_SIZE" not in os.environ:
             return cls()
-        return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+        return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)),
+                   int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
     def device(self, requested: torch.device) -> torch.device:
         """The device of this rank: its local GPU when the run asks for CUDA."""
@@ -53,16 +57,15 @@ class World:
                 torch.cuda.set_device(device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
-    def shard(self, count: int) -> slice:
-        """This rank's contiguous share of `count` items: sizes differ by at most one."""
-        return slice(self.rank * count // self.size, (self.rank + 1) * count // self.size)
-
     def gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """Every rank's `tensor` (equal shapes) stacked along dim 0, in rank order, with gradients
-        flowing back to each rank's own part."""
+        flowing back to each rank's own part. torch 2.14 marks this autograd-aware gather deprecated
+        in favour of a private API; torch 2.11, which the GPU machines run, has no public successor."""
         if self.size == 1:
             return tensor
-        return torch.cat(differentiable.all_gather(tensor), dim=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.cat(differentiable.all_gather(tensor), dim=0)
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum over ranks (no gradient), in place; enqueued on the device, no host sync."""
@@ -72,4 +75,8 @@ class World:
 
     def differentiable_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum over ranks, with gradients summed back to every rank."""
-        return differentiable.all_reduce(tensor) if self.size > 1 else tensor
+        if self.size == 1:
+            return tensor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return differentiable.all_reduce(tensor)

@@ -5,7 +5,7 @@ import torch
 
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
-from bcl_dali.device import uses_bf16
+from bcl_dali.device import cpu_count, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
 from pipelines.dali_executor import DaliExecutor
@@ -14,14 +14,16 @@ from pipelines.reference import ReferenceExecutor
 
 def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device,
                    world: World = World()) -> DaliExecutor | ReferenceExecutor:
-    """The executor of one process: it augments that process's share of every global batch."""
+    """The executor of one process: it augments that process's share of every global batch, with the
+    node's cores shared among the node's processes unless --workers says otherwise."""
     images = data.train.images
+    workers = config.workers if config.workers is not None else max(1, cpu_count() // world.local_size)
     height, width = images.shape[1:3]
     if height != width:
         raise UserError(f"training images are {height}x{width}; RandomResizedCrop here makes square views, "
                         "so give square images (e.g. resize the .npz to 32x32)")
     if config.executor == "reference":
-        return ReferenceExecutor(images, size=height, workers=config.workers)
+        return ReferenceExecutor(images, size=height, workers=workers)
     dtype = torch.float16 if uses_bf16(config.precision, device) else torch.float32
     return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
-                        device=device, threads=max(1, config.workers), dtype=dtype)
+                        device=device, threads=max(1, workers), dtype=dtype)

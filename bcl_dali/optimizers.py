@@ -27,11 +27,13 @@ def scaled_lr(lr: float, rule: str, batch_size: int) -> float:
 
 class LARS(torch.optim.Optimizer):
     """Layer-wise Adaptive Rate Scaling (You et al., "Large Batch Training of Convolutional Networks",
-    2017) as SimCLR trains its large batches with it.
+    2017), with SimCLR's exclusions.
 
     Each weight tensor's update is scaled by its trust ratio eta * ||w|| / ||g + wd w||; the 1-d
-    tensors (BatchNorm weights and every bias) get neither that adaptation nor weight decay. The
-    momentum and the learning rate then act as in torch's SGD.
+    tensors (BatchNorm weights and every bias) get neither that adaptation nor weight decay, as in
+    SimCLR. The momentum and the learning rate then act as in torch's SGD (lr applied to the momentum
+    buffer, as solo-learn's LARS does); SimCLR's TensorFlow LARS folds lr into the buffer instead,
+    which differs only while the learning rate changes (warm-up, cosine decay).
     """
 
     def __init__(self, params: Iterable[nn.Parameter], lr: float, momentum: float = SGD_MOMENTUM,
@@ -39,7 +41,11 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust=trust))
 
     @torch.no_grad()
-    def step(self, closure=None) -> None:
+    def step(self, closure=None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for weight in group["params"]:
                 if weight.grad is None:
@@ -55,6 +61,7 @@ class LARS(torch.optim.Optimizer):
                     state["momentum_buffer"] = torch.zeros_like(weight)
                 buffer = state["momentum_buffer"].mul_(group["momentum"]).add_(update)
                 weight.add_(buffer, alpha=-group["lr"])
+        return loss
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,

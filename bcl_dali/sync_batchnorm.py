@@ -29,7 +29,9 @@ class MomentSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2-d input, got {input.dim()}-d")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.track_running_stats):
+        if not self.track_running_stats:
+            raise ValueError("MomentSyncBatchNorm keeps running statistics; build the BatchNorm with them")
+        if not self.training:
             return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
                                 self.eps)
         dims = [0] + list(range(2, input.dim()))
@@ -41,8 +43,9 @@ class MomentSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         variance = squares / total - mean * mean
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_((variance * total / (total - 1)).to(self.running_var.dtype), self.momentum)
+            weight = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), weight)
+            self.running_var.lerp_((variance * total / (total - 1)).to(self.running_var.dtype), weight)
         shape = [1, -1] + [1] * (input.dim() - 2)
         normalised = ((x - mean.view(shape)) / torch.sqrt(variance.view(shape) + self.eps)).to(input.dtype)
         return normalised * self.weight.view(shape) + self.bias.view(shape)

@@ -28,7 +28,7 @@ def measure_step(method: str, device: torch.device, batch_size: int, iters: int,
         if step == WARMUP_STEPS:
             synchronize(device)
             start = time.perf_counter()
-        trainer.train_step(indices[step % len(indices)], views)
+        trainer.train_step(indices[step % len(indices)], views, trainer.contrast(batch_size))
     synchronize(device)
     seconds = time.perf_counter() - start
     return {"benchmark": "step", "method": method, "device": str(device), "batch_size": batch_size, "width": width,

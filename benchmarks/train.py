@@ -30,12 +30,13 @@ from bcl_dali.methods import METHODS, Contrast
 from bcl_dali.momentum import MomentumLoss
 from bcl_dali.run_training import load_run_data
 from bcl_dali.schedule import lr_at
-from bcl_dali.trainer import Trainer
+from bcl_dali.trainer import Trainer, check_batch_split
 from benchmarks.timing import gpu_name, synchronize
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
+SCALING_TIMEOUT_S = 3600
 
 
 def measure_training(method: str, device: torch.device, epochs: int, batch_size: int = 512, width: int = 64,
@@ -65,6 +66,8 @@ def measure_scaling(method: str, device: torch.device, epochs: int, batch_size: 
     """The same training under torchrun at each world size from 1 to `nproc` (powers of two, and
     `nproc`): samples/s of the whole run for each, the global batch fixed."""
     sizes = sorted({2 ** i for i in range(nproc.bit_length()) if 2 ** i <= nproc} | {nproc})
+    for size in sizes:
+        check_batch_split(batch_size, World(0, size))
     runs = []
     with tempfile.TemporaryDirectory() as scratch:
         for size in sizes:
@@ -73,9 +76,10 @@ def measure_scaling(method: str, device: torch.device, epochs: int, batch_size: 
                        str(CLI), "bench", "train", "--method", method, "--device", device.type, "--epochs",
                        str(epochs), "--batch-size", str(batch_size), "--width", str(width), "--num-classes",
                        str(num_classes), "--json", str(report)]
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=SCALING_TIMEOUT_S)
             if done.returncode != 0:
-                raise UserError(f"torchrun with {size} processes failed: {done.stderr.strip().splitlines()[-1]}")
+                reason = next((line for line in done.stderr.splitlines() if "error:" in line), "see torchrun's output")
+                raise UserError(f"torchrun with {size} processes failed: {reason.strip()}")
             runs.append(json.loads(report.read_text()))
     return {"benchmark": "scaling", "method": method, "device": device.type, "batch_size": batch_size,
             "runs": runs}
@@ -92,7 +96,7 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
     method = METHODS[config.method]
     model = method.build_model(config.arch, config.width).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    executor = ReferenceExecutor(data.train.images, size=data.train.images.shape[1], workers=config.workers)
+    executor = ReferenceExecutor(data.train.images, size=data.train.images.shape[1], workers=config.worker_count)
     momentum = MomentumLoss(len(data.train.labels), config.beta, device)
     policy = method.policy(config)
     rng = np.random.default_rng(0)
@@ -135,7 +139,7 @@ def _result(configuration: str, config: TrainConfig, device: torch.device, sampl
     timed = seconds[1:] or seconds
     return {"benchmark": "train", "configuration": configuration, "method": config.method, "device": str(device),
             "gpu": gpu_name(device), "batch_size": config.batch_size, "width": config.width, "epochs": len(seconds),
-            "executor": config.executor, "workers": config.workers, "precision": config.precision,
+            "executor": config.executor, "workers": config.worker_count, "precision": config.precision,
             "compile": config.compile, "epoch_seconds": seconds,
             "samples_per_second": samples * len(timed) / sum(timed)}
 

@@ -88,6 +88,12 @@ class SDCLR(nn.Module):
             z2 = model(view2)
         loss(z1.detach(), z2).backward()
         optimizer.step()
+
+    `model(view1, view2)` runs both branches in one call, dense on view1 and pruned on view2: the
+    same gradients from one backward of loss(z1, z2.detach()) + loss(z1.detach(), z2), because no
+    weight changes between the reference's passes (only the pruned branch's running statistics,
+    which evaluation never reads, are updated once rather than twice). Under DDP one call that uses
+    every parameter is what lets the gradients be reduced once, with no search for unused ones.
     """
 
     def __init__(self, arch: str = "resnet18", width: int = 64) -> None:
@@ -96,9 +102,15 @@ class SDCLR(nn.Module):
         self.projector = ProjectionHead(self.backbone.feature_dim, norm=partial(DualBatchNorm, nn.BatchNorm1d))
         self.use_pruned = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 128) projections from the active branch."""
-        return self.projector(self.backbone(x))
+    def forward(self, x: torch.Tensor, twin: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """(B, 128) projections from the active branch; with `twin`, the dense branch's of `x` and the
+        pruned branch's of `twin`."""
+        if twin is None:
+            return self.projector(self.backbone(x))
+        with self.branch(pruned=False):
+            dense = self.projector(self.backbone(x))
+        with self.branch(pruned=True):
+            return dense, self.projector(self.backbone(twin))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, feature_dim) dense-branch backbone features, whichever branch is active."""

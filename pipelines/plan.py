@@ -8,6 +8,11 @@ import numpy as np
 from pipelines.params import AugParams
 
 
+def share(rank: int, size: int, count: int) -> slice:
+    """The contiguous share of `count` items that rank `rank` of `size` takes; sizes differ by one at most."""
+    return slice(rank * count // size, (rank + 1) * count // size)
+
+
 @dataclass(frozen=True)
 class EpochPlan:
     """Samples `order[b * batch_size:(b + 1) * batch_size]` form batch b; `params` row r belongs
@@ -40,8 +45,8 @@ class EpochPlan:
             raise ValueError(f"a batch of {self.batch_size} does not split over {size} processes")
         rows = []
         for b in range(self.num_batches):
-            start, length = b * self.batch_size, self.batch_length(b)
-            rows.append(np.arange(start + rank * length // size, start + (rank + 1) * length // size))
+            part = share(rank, size, self.batch_length(b))
+            rows.append(b * self.batch_size + np.arange(part.start, part.stop))
         rows = np.concatenate(rows)
         return EpochPlan(self.order[rows], self.batch_size // size, self.params.select(rows))
 

@@ -17,6 +17,7 @@ from bcl_dali.distributed import World
 from bcl_dali.executors import build_executor
 from bcl_dali.run_training import load_run_data
 from bcl_dali.trainer import Trainer
+from pipelines.plan import share as plan_share
 
 CPU = torch.device("cpu")
 
@@ -63,18 +64,18 @@ def tiny_config(method: str, batch_size: int, epochs: int = 2) -> TrainConfig:
                        epochs=epochs, warmup_epochs=1, lr=0.01, device="cpu", workers=1, seed=5).resolve()
 
 
-def one_step(out: Path, method: str, views: torch.Tensor, indices: torch.Tensor) -> None:
-    """One optimiser step on this process's share of the global batch (`views`: view 1 of every
-    sample, then view 2, in the dtype the model is built in); writes the local losses, the model and
-    the momentum state."""
+def one_step(out: Path, method: str, views: torch.Tensor, indices: torch.Tensor, batch_size: int) -> None:
+    """One optimiser step on this process's share of a global batch (`views`: view 1 of every sample,
+    then view 2, in the dtype the model is built in), in a run of batches of `batch_size` (the step
+    may be a short last batch); writes the local losses, the model and the momentum state."""
     world = World.from_environment()
     world.start(CPU)
-    config = tiny_config(method, len(indices))
+    config = tiny_config(method, batch_size)
     with default_dtype(views.dtype):
         trainer = Trainer(config, load_run_data(config), CPU, executor=None, world=world)
     initial = {name: value.clone() for name, value in trainer.model.state_dict().items()}
     trainer.method.start_epoch(trainer.model, config)
-    share = world.shard(len(indices))
+    share = plan_share(world.rank, world.size, len(indices))
     first, second = views.chunk(2)
     loss = trainer.train_step(indices[share], torch.cat([first[share], second[share]]), trainer.contrast(len(indices)))
     torch.save({"loss": loss.detach(), "model": trainer.model.state_dict(), "initial": initial,

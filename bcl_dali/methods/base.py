@@ -6,8 +6,9 @@ and never switch on it. Adding a method is adding one module.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ from bcl_dali.policy import BoostPolicy
 
 if TYPE_CHECKING:
     from bcl_dali.config import TrainConfig
+
+Autocast = Callable[[], contextlib.AbstractContextManager]
+"""Opens the step's mixed-precision context."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Contrast:
 
     def per_sample(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """Each local pair's NT-Xent loss, every other projection of the global batch a negative."""
-        return nt_xent_per_sample(z1, z2, self.temperature, self.world, self.shard)
+        return nt_xent_per_sample(z1, z2, self.temperature, self.world, self.shard, self.batch)
 
     def objective(self, per_sample: torch.Tensor) -> torch.Tensor:
         """This rank's share of the global batch's mean loss: gathered gradients come back summed
@@ -48,8 +52,6 @@ class Method:
     """Boosted RandAugment slots per view by default; 0 is the plain SimCLR augmentation."""
     weight_decay: ClassVar[float]
     summary: ClassVar[str]
-    branches_per_step: ClassVar[int] = 1
-    """Forward/backward passes per step; DDP must expect parameters unused by some of them."""
     registered: ClassVar[list[type[Method]]] = []
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -61,10 +63,11 @@ class Method:
         raise NotImplementedError
 
     def gradients(self, network: nn.Module, model: nn.Module, views: torch.Tensor, contrast: Contrast,
-                  autocast) -> torch.Tensor:
+                  autocast: Autocast) -> torch.Tensor:
         """Forward, loss and backward of one step; returns the per-sample losses (before the optimiser
         step, as the reference takes them) that feed the momentum loss. `network` is what to call
-        (DDP or torch.compile around `model`); `autocast` is the step's mixed-precision context."""
+        (DDP or torch.compile around `model`), once per step: DDP reduces the gradients of one
+        backward, with every parameter used."""
         raise NotImplementedError
 
     def start_epoch(self, model: nn.Module, config: TrainConfig) -> None:
@@ -74,5 +77,10 @@ class Method:
         return BoostPolicy(config.rand_k, config.rand_strength)
 
     def check(self, config: TrainConfig) -> str | None:
-        """A one-line error for settings this method cannot train with, else None."""
+        """A one-line error for settings this method cannot train with, else None. Boosted slots
+        make a run BCL and none make it a baseline, so --rand-k may not cross that line (the run
+        would be recorded under the wrong method)."""
+        if (config.rand_k == 0) != (self.rand_k == 0):
+            return (f"--method {self.name} with --rand-k {config.rand_k} is another method: boosted RandAugment "
+                    "(--rand-k >= 1) is BCL (bcl-i, bcl-d), none is SimCLR or SDCLR; choose that method, or drop --rand-k")
         return None

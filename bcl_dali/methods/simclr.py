@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bcl_dali.methods.base import Contrast, Method
+from bcl_dali.methods.base import Autocast, Contrast, Method
 from models import SimCLR
 
 
@@ -17,7 +17,7 @@ class SimCLRMethod(Method):
         return SimCLR(arch, width)
 
     def gradients(self, network: nn.Module, model: nn.Module, views: torch.Tensor, contrast: Contrast,
-                  autocast) -> torch.Tensor:
+                  autocast: Autocast) -> torch.Tensor:
         """One forward over both views (BatchNorm sees the 2B images together, as in the reference)."""
         with autocast():
             z1, z2 = network(views).chunk(2)
