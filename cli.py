@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bcl_dali.config import ARCHS, EXECUTORS, PRECISIONS
+from bcl_dali.config import ARCHS, EXECUTORS, MAX_SEED, PRECISIONS
 from bcl_dali.data import DATASETS, load_pool
-from bcl_dali.errors import UserError
+from bcl_dali.errors import Interrupted, UserError
 from bcl_dali.eval_report import plot_per_class, results_table
 from bcl_dali.evaluate import evaluate_checkpoint, load_trained
 from bcl_dali.methods import METHODS
@@ -25,20 +25,33 @@ from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_pic
 from split import describe_split, few_shot_subset, load_index_file, long_tailed_subset, save_index_file
 
 USER_ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130
+"""What a shell reports for a command stopped by SIGINT (128 + 2)."""
 DEFAULT_IMBALANCE = 100.0
 
 
 class Commands(click.Group):
-    """A UserError or a flag mistake in any command becomes one line on stderr and exit status 2."""
+    """A UserError or a flag mistake in any command becomes one line on stderr and exit status 2;
+    Ctrl-C becomes one line and 130."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except Interrupted as error:
+            click.echo(f"stopped: {error}", err=True)
+            ctx.exit(INTERRUPTED_STATUS)
+        except KeyboardInterrupt:
+            click.echo("stopped: interrupted before anything was written", err=True)
+            ctx.exit(INTERRUPTED_STATUS)
         except UserError as error:
             message = str(error)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help())
+            ctx.exit(0)
         except click.UsageError as error:
             message = f"{error.format_message()} (see '{(error.ctx or ctx).command_path} --help')"
-        click.echo(f"error: {message}", err=True)
+        world = World.from_environment()
+        click.echo(f"{f'rank {world.rank}: ' if world.size > 1 else ''}error: {message}", err=True)
         ctx.exit(USER_ERROR_STATUS)
 
 
@@ -131,7 +144,9 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool)
 @click.option("--sync-bn/--no-sync-bn", default=None, help="BatchNorm statistics over the global batch under "
               "torchrun  [default: on]")
 @click.option("--warmup-epochs", type=int, help="linear warm-up  [default: 1 on synthetic-lt, else 10]")
-@click.option("--seed", type=int, help="[default: 10]")
+@click.option("--seed", type=int, help="the training's randomness: initial weights, epoch orders, augmentation  "
+              "[default: 10]")
+@click.option("--data-seed", type=int, help="the built-in data set's images and drawn few-shot subsets  [default: 0]")
 @click.option("--device", help="auto, cpu, cuda or cuda:N  [default: auto]")
 @click.option("--executor", type=click.Choice(EXECUTORS), help="augmentation: DALI graph or PIL reference  "
               "[default: dali]")
@@ -186,15 +201,19 @@ def evaluate_run(target: Path, shots: str, device: str, data_dir: Path | None, j
 @click.option("--method", type=click.Choice(list(METHODS)), default="bcl-i", show_default=True,
               help="whose RandAugment (k = 1 for BCL-I, 2 for BCL-D, none for the baselines)")
 @click.option("--images", "count", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="same seed and executor, same picture")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="which images and draws: same seed and executor, same picture")
 @click.option("--dataset", type=click.Choice(DATASETS), default="synthetic-lt", show_default=True)
+@click.option("--data-seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="the built-in data set's images, as `train --data-seed`")
 @data_dir_option
 @click.option("--out", type=click.Path(path_type=Path), default=Path("views.png"), show_default=True)
-def show(executor: str, weights: str, method: str, count: int, seed: int, dataset: str, data_dir: Path | None,
-         out: Path) -> None:
+def show(executor: str, weights: str, method: str, count: int, seed: int, dataset: str, data_seed: int,
+         data_dir: Path | None, out: Path) -> None:
     """Draw the same images under both views at each weight: what BCL does to head and tail samples."""
     levels = _weights(weights)
-    pool = load_pool(dataset, data_dir=data_dir)
+    check_output_path(out, "--out")
+    pool = load_pool(dataset, data_dir=data_dir, seed=data_seed)
     images = pool.images(np.sort(np.random.default_rng(seed).choice(len(pool.labels), count, replace=False)))
     rows = augmentation_rows(make_executor(executor, images, METHODS[method].rand_k), images, levels,
                              METHODS[method].rand_k, seed)

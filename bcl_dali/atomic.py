@@ -1,25 +1,43 @@
 """Writing files so that a crash never leaves a half-written one where a good one was."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from bcl_dali.errors import UserError
+
+TEMP_PREFIX = "."
+"""Temporary files are hidden: `.NAME.XXXX.SUFFIX` beside the file they will replace."""
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary file beside `path` to write; flushed to disk and renamed onto `path` when the
     block succeeds, removed when it fails. The suffix is kept, so writers that infer the format
-    from it (PIL, numpy) work unchanged."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    from it (PIL, numpy) work unchanged; the file gets the mode the umask gives new files. A full
+    disk or a folder that refuses writing is a one-line error, and `path` keeps what it held."""
+    try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
+                                        suffix=path.suffix or ".tmp")
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror}; choose a writable place") from None
     os.close(handle)
     try:
+        os.chmod(temp, 0o666 & ~_umask())
         yield Path(temp)
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
+    except OSError as error:
+        Path(temp).unlink(missing_ok=True)
+        if error.errno == errno.ENOSPC:
+            raise UserError(f"the disk is full: {path} was not written and keeps what it held; free space and "
+                            "run again (a training run continues with --resume)") from None
+        raise
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
@@ -28,3 +46,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_path(path) as temp:
         temp.write_text(text)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed writer left in `folder`."""
+    for stale in folder.glob(f"{TEMP_PREFIX}*.*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

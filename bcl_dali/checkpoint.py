@@ -6,6 +6,7 @@ damages the last good one (temp file in the same directory, then an atomic renam
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,13 @@ from bcl_dali.errors import UserError
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Serialised in memory first, then written with Python's file API, so that a full disk is an
+    OSError the atomic writer reports (torch's own writer reports it as a generic failure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path) as temp:
-        torch.save(state, temp)
+        temp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:

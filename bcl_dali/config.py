@@ -1,9 +1,12 @@
 """The one place where a training run is configured: method presets as data, validated once.
 
-`TrainConfig` holds every knob of REFERENCE.md. Fields left as None take their value from the
-method preset (weight decay, RandAugment slots) or from the dataset's budget (epochs, width,
-warm-up); `resolve()` fills them in and validates, and the resolved config is what is saved into
-every run directory and checkpoint.
+`TrainConfig` holds every setting of a run: the reference code's (BCL's public implementation:
+lr, epochs, temperature, momentum-loss beta, prune ratio...) and those this project adds (executor,
+precision, optimiser and learning-rate scaling for large batches). Fields left as None take their
+value from the method preset (weight decay, RandAugment slots) or from the dataset's budget (epochs,
+width, warm-up); `resolve()` fills them in and validates, and the resolved config is what is saved
+into every run directory and checkpoint. What belongs to the machine rather than to the run (the
+worker count, the device) is resolved where it is used, so a run resumes on another machine.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ DEMO_BUDGET = Budget(epochs=4, width=16, warmup_epochs=1, batch_size=256, lr=0.5
 BUDGETS: dict[str, Budget] = {"synthetic-lt": DEMO_BUDGET}
 
 ARCHS = ("resnet18", "resnet50")
+MAX_SEED = 2 ** 32 - 1
 EXECUTORS = ("dali", "reference")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -49,6 +53,9 @@ OPERATIONAL_FIELDS = frozenset({
 })
 """Fields a resumed run may change: they do not alter what the run computes up to now.
 (`epochs` may grow: the schedule follows the new total from the resume point on.)"""
+ADJUSTABLE_ON_RESUME = frozenset({"lr", "precision"})
+"""Fields a resumed run may change although they change what it computes from then on: the remedies
+for a diverged loss. The run records each change in its metrics."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class TrainConfig:
     sync_bn: bool = True
     warmup_epochs: int | None = None
     seed: int = 10
+    data_seed: int = 0
     device: str = "auto"
     executor: str = "dali"
     workers: int | None = None
@@ -104,10 +112,11 @@ class TrainConfig:
             epochs=_default(self.epochs, budget.epochs),
             batch_size=_default(self.batch_size, budget.batch_size),
             lr=_default(self.lr, budget.lr),
-            warmup_epochs=_default(self.warmup_epochs, budget.warmup_epochs),
+            warmup_epochs=_default(self.warmup_epochs, min(budget.warmup_epochs, _default(self.epochs, budget.epochs))),
             weight_decay=_default(self.weight_decay, method.weight_decay),
             rand_k=_default(self.rand_k, method.rand_k),
-            workers=_default(self.workers, cpu_count()),
+            split=None if self.split is None else str(Path(self.split).resolve()),
+            data_dir=None if self.data_dir is None else str(Path(self.data_dir).resolve()),
         )
         resolved._validate()
         return resolved
@@ -127,7 +136,10 @@ class TrainConfig:
             (self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
             (self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
             (self.num_classes >= 3, "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
-            (self.workers >= 0, "--workers must be >= 0"),
+            (self.workers is None or self.workers >= 0, "--workers must be >= 0"),
+            (self.epochs == 0 or self.warmup_epochs <= self.epochs,
+             f"--warmup-epochs {self.warmup_epochs} is longer than --epochs {self.epochs}: the learning rate would "
+             "never decay; give fewer warm-up epochs"),
             (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
             (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
             (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
@@ -136,6 +148,9 @@ class TrainConfig:
              f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
              "(the magnitude floor)"),
         ]
+        checks += [(0 <= value <= MAX_SEED, f"--{flag} must be an integer in [0, {MAX_SEED}], got {value}")
+                   for flag, value in (("seed", self.seed), ("data-seed", self.data_seed),
+                                       ("split-seed", self.split_seed))]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -143,21 +158,35 @@ class TrainConfig:
         if problem:
             raise UserError(problem)
 
+    @property
+    def worker_count(self) -> int:
+        """--workers, or every core this process may use (a property of the machine, not stored)."""
+        return cpu_count() if self.workers is None else self.workers
+
     def check_resumable_as(self, stored: TrainConfig) -> None:
         """Refuse a resume whose flags change what the stored run computes."""
         for f in fields(self):
-            if f.name in OPERATIONAL_FIELDS:
+            if f.name in OPERATIONAL_FIELDS | ADJUSTABLE_ON_RESUME:
                 continue
             mine, theirs = getattr(self, f.name), getattr(stored, f.name)
+            if f.name == "split" and None not in (mine, theirs):
+                mine, theirs = Path(mine).resolve(), Path(theirs).resolve()
             if mine != theirs:
                 raise UserError(f"cannot resume: the run was trained with {f.name}={theirs!r} but this "
                                 f"command asks for {mine!r}; drop the flag or start a new run with --out")
+
+    def adjustments_from(self, stored: TrainConfig) -> dict[str, list]:
+        """The remedies this resume applies: {field: [before, now]}."""
+        return {name: [getattr(stored, name), getattr(self, name)] for name in sorted(ADJUSTABLE_ON_RESUME)
+                if getattr(stored, name) != getattr(self, name)}
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A stored config; one from before the data seed existed drew its images with its `seed`."""
+        data = {"data_seed": data.get("seed", cls.seed), **data}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -6,3 +6,8 @@ class UserError(Exception):
 
     The command line prints it without a traceback and exits with a non-zero status.
     """
+
+
+class Interrupted(Exception):
+    """Training stopped by the user (Ctrl-C); the message says what was kept and how to continue.
+    The command line exits with 130, as a shell does for SIGINT."""

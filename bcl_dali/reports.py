@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from bcl_dali.atomic import write_text_atomic
@@ -9,9 +10,15 @@ from bcl_dali.errors import UserError
 
 
 def check_output_path(path: Path | None, flag: str = "--json") -> None:
-    """Refuse an output path whose folder is missing before any work is done."""
-    if path is not None and not path.parent.is_dir():
+    """Refuse, before any work is done, an output path that could not be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory; give a file name")
+    if not path.parent.is_dir():
         raise UserError(f"{flag} {path}: folder {path.parent} does not exist; create it or pick another path")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: folder {path.parent} is not writable; pick another path")
 
 
 def write_json(result: dict, path: Path | None) -> None:

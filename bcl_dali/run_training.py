@@ -4,6 +4,8 @@ Under torchrun every rank trains; rank 0 alone writes the run directory, the met
 checkpoints, shows the progress and evaluates (features on its own device)."""
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import shutil
 import sys
@@ -18,14 +20,14 @@ from bcl_dali.atomic import atomic_path
 from bcl_dali.checkpoint import load_checkpoint, save_checkpoint
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData, load_data
-from bcl_dali.errors import UserError
+from bcl_dali.errors import Interrupted, UserError
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.evaluate import FULL, evaluate, knn_top1
 from bcl_dali.executors import build_executor
 from bcl_dali.features import extract_features
 from bcl_dali.rundir import RunDir
-from bcl_dali.trainer import EpochRecord, Trainer
+from bcl_dali.trainer import EpochRecord, Trainer, check_batch_split
 
 CHECKPOINT_INTERVAL_S = 60.0
 """last.pt is rewritten at most this often (and always at the end): a 2000-epoch GPU run finishes
@@ -47,7 +49,7 @@ def resumed_config(stored: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
 def load_run_data(config: TrainConfig) -> LongTailedData:
     return load_data(config.dataset, data_dir=config.data_dir, split=config.split, imbalance=config.imbalance,
                      split_seed=config.split_seed, download=config.download, num_classes=config.num_classes,
-                     seed=config.seed)
+                     seed=config.data_seed)
 
 
 def evaluation(trainer: Trainer, probe: bool) -> dict[str, float]:
@@ -77,30 +79,57 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
         raise UserError("--resume continues a run in its own directory; drop --out")
     if resume is not None:
         run = RunDir.open(resume)
-        config = resumed_config(run.load_config(), overrides)
+        stored = run.load_config()
+        config = resumed_config(stored, overrides)
     else:
         config = new_config(overrides)
         run = RunDir(out or Path("runs") / f"{config.method}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
         if world.is_main:
             run.check_free()
+    check_batch_split(config.batch_size, world)
     device = world.device(resolve_device(config.device))
     world.start(device)
     data = load_run_data(config)
     trainer = Trainer(config, data, device, build_executor(config, data, device, world), world)
-    if resume is not None:
+    if resume is not None and run.has_checkpoint:
         state = load_checkpoint(run.last_path, device)
+        _check_same_method(state, config, run)
         trainer.load_state_dict(state)
         if trainer.epoch > config.epochs:
             raise UserError(f"cannot resume with --epochs {config.epochs}: the run already finished {trainer.epoch}")
-        if world.is_main:
-            run.keep_metrics_until(trainer.epoch)
-            run.save_config(config)
         echo(f"resuming {run.path} at epoch {trainer.epoch}/{config.epochs} on {world.size} process(es) "
              f"(checkpoint written by {state.get('world_size', 1)})")
-    elif world.is_main:
+    elif resume is not None:
+        echo(f"{run.path} has no checkpoint yet (the run was stopped while it was being created): starting it over")
+    if world.is_main and resume is None:
         run = RunDir.create(run.path, config)
-        save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
-    return run_training(trainer, run, echo)
+    with run.lock() if world.is_main else contextlib.nullcontext():
+        if world.is_main:
+            if resume is not None:
+                run.keep_metrics_until(trainer.epoch)
+                run.save_config(config)
+                changes = config.adjustments_from(stored)
+                if changes:
+                    run.append_metrics({"epoch": trainer.epoch, "resumed_with": changes})
+            if not run.has_checkpoint:
+                save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
+            _restore_missed_snapshot(trainer, run)
+        return run_training(trainer, run, echo)
+
+
+def _check_same_method(state: dict, config: TrainConfig, run: RunDir) -> None:
+    written = state.get("config", {}).get("method") if isinstance(state, dict) else None
+    if written is not None and written != config.method:
+        raise UserError(f"{run.last_path} was written by a {written} run, but {run.config_path} says {config.method}; "
+                        "the directory mixes two runs, resume the run the checkpoint belongs to")
+
+
+def _restore_missed_snapshot(trainer: Trainer, run: RunDir) -> None:
+    """A kill between last.pt and its snapshot copy skipped the snapshot; last.pt is that epoch's state."""
+    every = trainer.config.snapshot_every
+    if every and trainer.epoch and trainer.epoch % every == 0 and not run.snapshot_path(trainer.epoch).exists():
+        with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
+            shutil.copyfile(run.last_path, temp)
 
 
 def _quiet(line: str) -> None:
@@ -108,7 +137,10 @@ def _quiet(line: str) -> None:
 
 
 def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = click.echo) -> dict:
-    """Train until the config's last epoch (or --stop-after), checkpointing into `run` (rank 0)."""
+    """Train until the config's last epoch (or --stop-after), checkpointing into `run` (rank 0).
+
+    A checkpoint is written before the epoch's evaluation, so a failing evaluation loses no training.
+    Ctrl-C writes the last finished epoch (kept in memory when last.pt is older) and stops."""
     config, device, world = trainer.config, trainer.device, trainer.world
     final_epoch = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
     processes = f" x {world.size} processes" if world.size > 1 else ""
@@ -116,22 +148,35 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
          f"batch {config.batch_size}, {config.epochs} epochs, {device}{processes} "
          f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
-    last_save = time.monotonic()
-    while trainer.epoch < final_epoch:
-        record = _train_one_epoch(trainer, config).as_dict()
-        if not world.is_main:
-            continue
-        if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
-            record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
-        run.append_metrics(record)
-        snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
-        if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
-            save_checkpoint(trainer.state_dict(), run.last_path)
-            last_save = time.monotonic()
-            if snapshot:
-                with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
-                    shutil.copyfile(run.last_path, temp)
-        echo(_epoch_line(record, config.epochs))
+    last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
+    try:
+        while trainer.epoch < final_epoch:
+            record = _train_one_epoch(trainer, config).as_dict()
+            if not world.is_main:
+                continue
+            snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
+            if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
+                save_checkpoint(trainer.state_dict(), run.last_path)
+                last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
+                if snapshot:
+                    with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
+                        shutil.copyfile(run.last_path, temp)
+            else:
+                unsaved = copy.deepcopy(trainer.state_dict())
+            if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
+                try:
+                    record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
+                except BaseException:
+                    run.append_metrics(record)
+                    raise
+            run.append_metrics(record)
+            echo(_epoch_line(record, config.epochs))
+    except KeyboardInterrupt:
+        if world.is_main and unsaved is not None:
+            save_checkpoint(unsaved, run.last_path)
+            saved_epoch = unsaved["epoch"]
+        raise Interrupted(f"interrupted in epoch {trainer.epoch + 1}; {run.last_path} holds epoch {saved_epoch}; "
+                          f"continue with: cli.py train --resume {run.path}") from None
 
     if not world.is_main:
         return {"run": str(run.path), "method": config.method, "epochs": trainer.epoch, "rank": world.rank}
@@ -165,8 +210,9 @@ def _summary(trainer: Trainer, run: RunDir) -> dict:
     records = run.read_metrics()
     trained = [r for r in records if "loss" in r]
     scores = records[-1] if records and records[-1]["epoch"] == trainer.epoch and "knn_top1" in records[-1] else {}
-    if not scores or (trainer.config.probe and "probe_full_top1" not in scores):
-        scores = evaluation(trainer, trainer.config.probe)
+    probe = trainer.config.probe and trainer.epoch == trainer.config.epochs  # not at a --stop-after stop
+    if not scores or (probe and "probe_full_top1" not in scores):
+        scores = evaluation(trainer, probe)
     return {
         "run": str(run.path), "method": trainer.config.method, "epochs": trainer.epoch,
         "final_loss": trained[-1]["loss"] if trained else None,

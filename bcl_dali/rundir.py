@@ -1,11 +1,18 @@
-"""A run directory: config.json, metrics.jsonl (one JSON object per epoch), last.pt, snapshots."""
+"""A run directory: config.json, metrics.jsonl (one JSON object per epoch), last.pt, snapshots.
+
+A run is created with its config and then its first checkpoint; a kill between the two leaves a
+config alone, which `--resume` starts over from epoch 0. One process at a time may write a run:
+the directory is locked while it trains."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from bcl_dali.atomic import write_text_atomic
+from bcl_dali.atomic import remove_stale_temporaries, write_text_atomic
 from bcl_dali.config import TrainConfig
 from bcl_dali.errors import UserError
 
@@ -46,19 +53,42 @@ class RunDir:
         """A new run; never overwrites an earlier one."""
         run = cls(path)
         run.check_free()
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot make the run directory {path}: {error.strerror}; choose another --out") from None
         write_text_atomic(run.config_path, config.to_json() + "\n")
         return run
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
-        """An existing run to resume or evaluate."""
+        """An existing run to resume or evaluate (its first checkpoint may be missing: see `has_checkpoint`)."""
         run = cls(path)
         if not path.is_dir():
             raise UserError(f"{path} is not a directory; give the --out directory of an earlier `train`")
-        if not run.config_path.is_file() or not run.last_path.is_file():
-            raise UserError(f"{path} holds no run (no {CONFIG} and {LAST}); give the --out directory of an earlier `train`")
+        if not run.config_path.is_file():
+            raise UserError(f"{path} holds no run (no {CONFIG}); give the --out directory of an earlier `train`")
         return run
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.last_path.is_file()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process; a second process gets a one-line error. Temporary files of
+        a writer that was killed are cleared once the lock is held."""
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"{self.path} is being trained by another process; wait for it to end, or train "
+                                "elsewhere with another --out") from None
+            remove_stale_temporaries(self.path)
+            yield
+        finally:
+            os.close(descriptor)
 
     def load_config(self) -> TrainConfig:
         return TrainConfig.load(self.config_path)
@@ -71,9 +101,19 @@ class RunDir:
             file.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The records; a last line torn by a kill during its write is left out (a resume rewrites it)."""
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        records = []
+        lines = [line for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        for number, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number < len(lines) - 1:
+                    raise UserError(f"{self.metrics_path} line {number + 1} is damaged; it was edited or written by "
+                                    "something else than `train`") from None
+        return records
 
     def keep_metrics_until(self, epoch: int) -> None:
         """Drop records of epochs after `epoch` (written after the checkpoint a resume starts from)."""

@@ -62,7 +62,7 @@ class Trainer:
         if device.type == "cpu" and config.width < MIN_CPU_WIDTH:
             raise UserError(f"--width {config.width} is too narrow for PyTorch's CPU channels_last convolutions "
                             f"(they crash below {MIN_CPU_WIDTH} channels); use --width {MIN_CPU_WIDTH} or more")
-        _check_batches(len(data.train.labels), config.batch_size, world)
+        _check_batches(len(data.train.labels), config.batch_size, world, config.sync_bn)
         self.config = config
         self.data = data
         self.device = device
@@ -79,8 +79,7 @@ class Trainer:
         network = self.model
         if world.size > 1:
             network = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False,
-                find_unused_parameters=self.method.branches_per_step > 1)
+                self.model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
         self.network = torch.compile(network) if config.compile else network
         """What the step calls: the model, or its DDP / torch.compile wrapper (same parameters)."""
         self.base_lr = scaled_lr(config.lr, config.lr_scale, config.batch_size)
@@ -133,15 +132,14 @@ class Trainer:
         """A step's global batch of `batch` samples, split over the ranks."""
         return Contrast(self.config.temperature, batch, -(-batch // self.world.size), self.world)
 
-    def train_step(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast | None = None) -> torch.Tensor:
-        """One optimiser step on this rank's share of a global batch (the whole batch in one process);
-        returns the local per-sample losses, still on the device (no host sync)."""
+    def train_step(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast) -> torch.Tensor:
+        """One optimiser step on this rank's share of the global batch `contrast` describes (the whole
+        batch in one process); returns the local per-sample losses, still on the device (no host sync)."""
         views = self._model_input(views)
         indices = indices.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        contrast = contrast or self.contrast(len(indices))
         loss = self.method.gradients(self.network, self.model, views, contrast, lambda: autocast(self.device, self.bf16))
         self.momentum.update(indices, loss)
         self.optimizer.step()
@@ -184,23 +182,39 @@ class Trainer:
         if state["data"] != self.data_fingerprint():
             raise UserError(f"the run was trained on other images ({state['data']}) than --data-dir / --split give now "
                             f"({self.data_fingerprint()}); point to the run's data")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise UserError(f"the checkpoint's weights do not fit a {self.config.method} {self.config.arch} of width "
+                            f"{self.config.width} with --optimizer {self.config.optimizer}, as the run's config says; "
+                            "the directory mixes two runs") from None
         self.momentum.load_state_dict(state["momentum"])
         restore_rng_state(self.rng, state["rng"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
 
 
-def _check_batches(samples: int, batch_size: int, world: World) -> None:
-    """Refuse batches that leave a rank without a share, or a batch without negatives."""
+def check_batch_split(batch_size: int, world: World) -> None:
+    """Refuse a global batch that does not divide over the processes (before any data is loaded)."""
     if batch_size % world.size:
         raise UserError(f"--batch-size {batch_size} is the global batch and must divide by the {world.size} "
                         f"processes; use a multiple of {world.size}")
+
+
+def _check_batches(samples: int, batch_size: int, world: World, sync_bn: bool = True) -> None:
+    """Refuse batches that leave a rank without a share, a batch without negatives, or BatchNorm
+    (per process without --sync-bn) with a single image."""
+    if samples < 2:
+        raise UserError(f"the training split holds {samples} image; contrastive learning needs at least 2, "
+                        "give a larger split")
+    check_batch_split(batch_size, world)
     last = samples % batch_size
     if last == 1:
         raise UserError(f"{samples} training images in batches of {batch_size} leave a last batch of one image, "
                         "which has no negatives and no batch statistics; change --batch-size")
-    if 0 < last < world.size:
-        raise UserError(f"{samples} training images in batches of {batch_size} leave a last batch of {last}, "
-                        f"too few for {world.size} processes; change --batch-size")
+    smallest = min(batch_size, last or batch_size) // world.size
+    if smallest < 1 or (not sync_bn and world.size > 1 and smallest < 2):
+        raise UserError(f"{samples} training images in batches of {batch_size} leave a last batch of {last}, too "
+                        f"few for {world.size} processes{'' if sync_bn else ' with per-process BatchNorm'}; "
+                        "change --batch-size")

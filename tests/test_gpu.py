@@ -98,14 +98,14 @@ def test_training_step_never_synchronises_with_the_host():
     trainer.momentum.end_epoch()
     views = torch.randn(32, 32, 32, 3, device=CUDA, dtype=torch.float16).permute(0, 3, 1, 2)
     indices = torch.arange(16, device=CUDA)
-    trainer.train_step(indices, views)
+    trainer.train_step(indices, views, trainer.contrast(16))
     torch.cuda.synchronize()
     mean_loss = RunningMean(CUDA)
     torch.cuda.set_sync_debug_mode("error")
     try:
         trainer.model.prune(config.prune_ratio)
         for _ in range(3):
-            mean_loss.add(trainer.train_step(indices, views))
+            mean_loss.add(trainer.train_step(indices, views, trainer.contrast(16)))
             mean_loss.peek()
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -30,7 +30,7 @@ def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     trainer.momentum.end_epoch()  # the EMA branch of the update, as in every epoch after the first
     views = torch.randn(32, 32, 32, 3).permute(0, 3, 1, 2)
     indices = torch.arange(16)
-    trainer.train_step(indices, views)  # warm-up outside the counted region
+    trainer.train_step(indices, views, trainer.contrast(16))  # warm-up outside the counted region
     reads = []
 
     def refuse(name):
@@ -42,7 +42,7 @@ def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     original = {name: getattr(torch.Tensor, name) for name in HOST_READS}
     for name in HOST_READS:
         monkeypatch.setattr(torch.Tensor, name, refuse(name))
-    loss = trainer.train_step(indices + 16, views)
+    loss = trainer.train_step(indices + 16, views, trainer.contrast(16))
     monkeypatch.undo()
     assert reads == []
     assert loss.shape == (16,) and torch.isfinite(loss).all()

@@ -81,11 +81,18 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
     assert (out / "last.pt").read_bytes() == before
 
 
-def test_incompatible_resume_is_refused(tmp_path):
+def test_incompatible_resume_is_refused_but_the_divergence_remedies_are_recorded(tmp_path):
+    """A resume may not change what the run computed (--temperature), but may lower --lr or change
+    --precision, the remedies the NaN-loss message gives; the change is written into the run."""
     out = tmp_path / "run"
     assert run("train", "--epochs", "1", "--out", out, *SMALL).exit_code == 0
-    assert_one_line_error(run("train", "--resume", out, "--lr", "0.1"), "lr=0.5")
+    assert_one_line_error(run("train", "--resume", out, "--temperature", "0.3"), "temperature=0.2")
     assert_one_line_error(run("train", "--resume", out, "--out", tmp_path / "x"), "drop --out")
+    resumed = run("train", "--resume", out, "--lr", "0.1", "--epochs", "2")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.1
+    assert {"epoch": 1, "resumed_with": {"lr": [0.5, 0.1]}} in metrics(out)
+    assert [r["epoch"] for r in metrics(out) if "loss" in r] == [1, 2]
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -16,13 +16,13 @@ the reference's split files are valid index files for it.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
 from bcl_dali.data.sets import ImageSet, TrainPool
+from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 
 SIZE = 32
@@ -113,7 +113,7 @@ def _render(labels: np.ndarray, params: np.ndarray, noise: np.ndarray) -> np.nda
         rows = slice(start, start + CHUNK)
         out[rows] = _render_chunk(labels[rows], params[rows], noise).transpose(0, 2, 3, 1)
 
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
+    with ThreadPoolExecutor(cpu_count()) as pool:
         list(pool.map(fill, range(0, len(labels), CHUNK)))
     return out
 
