@@ -56,11 +56,11 @@ def evaluation(trainer: Trainer, probe: bool) -> dict[str, float]:
     """kNN top-1 (%) on the test set with the probe pool as the labelled bank; with `probe`, also
     the full-shot linear probe (from the same features)."""
     if probe:
-        results = evaluate(trainer.model, trainer.data, trainer.device, trainer.bf16, [FULL], seed=trainer.config.seed)
+        results = evaluate(trainer.model, trainer.data, trainer.device, [FULL], seed=trainer.config.seed)
         return {"knn_top1": results["knn_top1"], "probe_full_top1": results["shots"][FULL]["top1"]}
     data, device = trainer.data, trainer.device
-    bank = extract_features(trainer.model, data.probe.images, device, trainer.bf16)
-    queries = extract_features(trainer.model, data.test.images, device, trainer.bf16)
+    bank = extract_features(trainer.model, data.probe.images, device)
+    queries = extract_features(trainer.model, data.test.images, device)
     return {"knn_top1": knn_top1(bank, torch.as_tensor(data.probe.labels, device=device), queries,
                                  torch.as_tensor(data.test.labels, device=device), data.num_classes)}
 
@@ -106,15 +106,21 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     with run.lock() if world.is_main else contextlib.nullcontext():
         if world.is_main:
             if resume is not None:
-                run.keep_metrics_until(trainer.epoch)
+                run.keep_metrics_until(trainer.epoch, state.get(RECORD) if run.has_checkpoint else None)
                 run.save_config(config)
                 changes = config.adjustments_from(stored)
                 if changes:
                     run.append_metrics({"epoch": trainer.epoch, "resumed_with": changes})
+            run.save_class_counts(data.train_class_counts.tolist())
             if not run.has_checkpoint:
                 save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
             _restore_missed_snapshot(trainer, run)
         return run_training(trainer, run, echo)
+
+
+RECORD = "record"
+"""A checkpoint carries its epoch's metrics record: a kill before the record reached metrics.jsonl
+(e.g. during the evaluation that follows the checkpoint) must not lose it."""
 
 
 def _check_same_method(state: dict, config: TrainConfig, run: RunDir) -> None:
@@ -155,14 +161,15 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
             if not world.is_main:
                 continue
             snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
+            state = trainer.state_dict() | {RECORD: record}
             if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
-                save_checkpoint(trainer.state_dict(), run.last_path)
+                save_checkpoint(state, run.last_path)
                 last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
                 if snapshot:
                     with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
                         shutil.copyfile(run.last_path, temp)
             else:
-                unsaved = copy.deepcopy(trainer.state_dict())
+                unsaved = copy.deepcopy(state)
             if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
                 try:
                     record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
@@ -200,7 +207,9 @@ def _train_one_epoch(trainer: Trainer, config: TrainConfig) -> EpochRecord:
 
 def _epoch_line(record: dict, epochs: int) -> str:
     line = (f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  lr {record['lr']:.4g}  "
-            f"{record['samples_per_second']:,.0f} samples/s  w {record['weight_mean']:.3f}±{record['weight_std']:.3f}")
+            f"{record['samples_per_second']:,.0f} samples/s  w std {record['weight_std']:.3f}")
+    if record.get("size_weight_spearman") is not None:
+        line += f"  rho(class size, w) {record['size_weight_spearman']:+.2f}"
     if "knn_top1" in record:
         line += f"  kNN top-1 {record['knn_top1']:.2f}%"
     return line

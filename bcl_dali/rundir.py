@@ -19,6 +19,8 @@ from bcl_dali.errors import UserError
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 LAST = "last.pt"
+CLASSES = "classes.json"
+"""The training split's class sizes, for reports that must not need the data set itself."""
 
 
 class RunDir:
@@ -36,6 +38,10 @@ class RunDir:
     @property
     def last_path(self) -> Path:
         return self.path / LAST
+
+    @property
+    def classes_path(self) -> Path:
+        return self.path / CLASSES
 
     def snapshot_path(self, epoch: int) -> Path:
         return self.path / f"epoch_{epoch:04d}.pt"
@@ -90,6 +96,16 @@ class RunDir:
         finally:
             os.close(descriptor)
 
+    def save_class_counts(self, counts: list[int]) -> None:
+        """Written once per run (a resume of an older run adds it); the data of a run never changes."""
+        if not self.classes_path.exists():
+            write_text_atomic(self.classes_path, json.dumps({"train_class_counts": counts}) + "\n")
+
+    def class_counts(self) -> list[int] | None:
+        if not self.classes_path.exists():
+            return None
+        return json.loads(self.classes_path.read_text())["train_class_counts"]
+
     def load_config(self) -> TrainConfig:
         return TrainConfig.load(self.config_path)
 
@@ -115,7 +131,10 @@ class RunDir:
                                     "something else than `train`") from None
         return records
 
-    def keep_metrics_until(self, epoch: int) -> None:
-        """Drop records of epochs after `epoch` (written after the checkpoint a resume starts from)."""
+    def keep_metrics_until(self, epoch: int, checkpointed: dict[str, Any] | None = None) -> None:
+        """Drop records of epochs after `epoch` (written after the checkpoint a resume starts from);
+        add the checkpoint's own record of `epoch` if a kill kept it from the file."""
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epoch]
+        if checkpointed is not None and not any(r.get("epoch") == epoch and "loss" in r for r in kept):
+            kept.append(checkpointed)
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))

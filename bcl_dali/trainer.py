@@ -21,6 +21,7 @@ from bcl_dali.data import LongTailedData
 from bcl_dali.device import autocast, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
+from bcl_dali.memorization import MemorizationStatistics
 from bcl_dali.meter import RunningMean
 from bcl_dali.methods import METHODS, Contrast
 from bcl_dali.momentum import MomentumLoss
@@ -49,9 +50,12 @@ class EpochRecord:
     samples_per_second: float
     weight_mean: float
     weight_std: float
+    memorization: dict[str, Any]
+    """bcl_dali.memorization's statistics of the weights that augmented this epoch."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        record = dict(vars(self))
+        return record | record.pop("memorization")
 
 
 class Trainer:
@@ -86,6 +90,7 @@ class Trainer:
         self.optimizer = build_optimizer(config.optimizer, self.model, self.base_lr, config.weight_decay, device)
         self.num_samples = len(data.train.labels)
         self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
+        self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device)
         self.policy = self.method.policy(config)
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
@@ -99,11 +104,12 @@ class Trainer:
         c = self.config
         return lr_at(step, self.base_lr, c.epochs * self.steps_per_epoch, c.warmup_epochs * self.steps_per_epoch)
 
-    def plan_epoch(self) -> tuple[EpochPlan, np.ndarray]:
-        """This epoch's order and augmentation parameters, from the weights of the last epoch."""
-        weights = self.momentum.weights().cpu().numpy()
+    def plan_epoch(self) -> tuple[EpochPlan, torch.Tensor]:
+        """This epoch's order and augmentation parameters, from the weights of the last epoch
+        (returned, on the device)."""
+        weights = self.momentum.weights()
         order = self.rng.permutation(self.num_samples)
-        params = self.policy.sample(weights[order], self.rng, self.image_hw)
+        params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.image_hw)
         return EpochPlan(order, self.config.batch_size, params), weights
 
     def train_epoch(self, on_step: Callable[[RunningMean], None] = lambda loss: None) -> EpochRecord:
@@ -126,7 +132,8 @@ class Trainer:
         self.epoch += 1
         return EpochRecord(epoch=self.epoch, loss=epoch_loss, lr=self.lr(self.step - 1), seconds=seconds,
                            samples_per_second=self.num_samples / seconds,
-                           weight_mean=float(weights.mean()), weight_std=float(weights.std()))
+                           weight_mean=float(weights.mean()), weight_std=float(weights.std(correction=0)),
+                           memorization=self.memorization(weights))
 
     def contrast(self, batch: int) -> Contrast:
         """A step's global batch of `batch` samples, split over the ranks."""
@@ -208,6 +215,9 @@ def _check_batches(samples: int, batch_size: int, world: World, sync_bn: bool = 
     if samples < 2:
         raise UserError(f"the training split holds {samples} image; contrastive learning needs at least 2, "
                         "give a larger split")
+    if batch_size > samples:
+        raise UserError(f"--batch-size {batch_size} is larger than the {samples} training images; use at most "
+                        f"{samples}")
     check_batch_split(batch_size, world)
     last = samples % batch_size
     if last == 1:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The one prepared check for a lent GPU machine (see ../shared/gpu/README.md): the gpu-marked tests,
-# then every benchmark sized to finish in a few minutes on an H100 and a short BCL-I training run.
-# Writes OUT_DIR/gpu_tests.log, OUT_DIR/check.log and OUT_DIR/results.json (three files: the device
+# The one prepared check for a lent GPU machine: the gpu-marked tests,
+# then every benchmark sized to finish in a few minutes on an H200, a short BCL-I training run and the
+# fidelity experiment (both pairs, 50 epochs).
+# Writes OUT_DIR/gpu_tests.log, check.log, results.json, profile.txt and fidelity.md (the device
 # tool returns at most eight).
 #   benchmarks/gpu_check.sh OUT_DIR            on the GPU
 #   benchmarks/gpu_check.sh OUT_DIR --smoke    the same code at tiny sizes on the CPU (CI runs it)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bcl_dali.errors import UserError
+from split.errors import SplitError
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class GroupAccuracy:
 
 def class_groups(class_counts: np.ndarray) -> ClassGroups:
     if len(class_counts) < 3:
-        raise UserError(f"Many / Medium / Few groups need at least 3 classes, got {len(class_counts)}")
+        raise SplitError(f"Many / Medium / Few groups need at least 3 classes, got {len(class_counts)}; "
+                         "BCL's statistics and evaluation split the classes into thirds, use data with 3 or more")
     order = np.argsort(np.asarray(class_counts), kind="stable")
     third = len(order) // 3
     return ClassGroups(many=order[2 * third:], medium=order[third:2 * third], few=order[:third])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bcl_dali.errors import UserError
+from split.errors import SplitError
 
 Seed = int | np.random.Generator
 
@@ -16,15 +16,15 @@ Seed = int | np.random.Generator
 def long_tail_counts(num_classes: int, max_per_class: int, imbalance: float) -> np.ndarray:
     """Images per class, head first. Python floats, so the counts match the reference's formula bit for bit."""
     if num_classes < 2:
-        raise UserError(f"a long-tailed profile needs at least 2 classes, got {num_classes}")
+        raise SplitError(f"a long-tailed profile needs at least 2 classes, got {num_classes}")
     if imbalance < 1:
-        raise UserError(f"imbalance ratio must be >= 1 (head / tail), got {imbalance:g}")
+        raise SplitError(f"imbalance ratio must be >= 1 (head / tail), got {imbalance:g}")
     if max_per_class < 1:
-        raise UserError(f"max images per class must be >= 1, got {max_per_class}")
+        raise SplitError(f"max images per class must be >= 1, got {max_per_class}")
     counts = np.array([int(max_per_class * (1 / imbalance) ** (i / (num_classes - 1)))
                        for i in range(num_classes)], np.int64)
     if counts[-1] == 0:
-        raise UserError(f"imbalance {imbalance:g} with {max_per_class} images for the head class leaves the tail "
+        raise SplitError(f"imbalance {imbalance:g} with {max_per_class} images for the head class leaves the tail "
                         f"class with no images; lower the imbalance or raise the max per class")
     return counts
 
@@ -42,7 +42,7 @@ def long_tailed_subset(labels: np.ndarray, imbalance: float, seed: Seed, *,
     short = np.flatnonzero(sizes < counts)
     if len(short):
         c = short[0]
-        raise UserError(f"class {c} has {sizes[c]} images but the long-tailed profile asks for {counts[c]} "
+        raise SplitError(f"class {c} has {sizes[c]} images but the long-tailed profile asks for {counts[c]} "
                         f"(max per class {max_per_class}, imbalance {imbalance:g}); lower the max per class")
     return _draw_per_class(labels, sizes, counts, np.random.default_rng(seed))
 
@@ -51,10 +51,10 @@ def few_shot_subset(labels: np.ndarray, shots: int, seed: Seed, *, num_classes: 
     """Sorted positions into `labels`: `shots` images of every class, drawn without replacement."""
     sizes = _class_sizes(labels, num_classes)
     if shots < 1:
-        raise UserError(f"shots per class must be >= 1, got {shots}")
+        raise SplitError(f"shots per class must be >= 1, got {shots}")
     if sizes.min() < shots:
         c = int(sizes.argmin())
-        raise UserError(f"class {c} has only {sizes[c]} images in the pool, fewer than {shots} shots; "
+        raise SplitError(f"class {c} has only {sizes[c]} images in the pool, fewer than {shots} shots; "
                         f"ask for at most {sizes[c]} shots")
     return _draw_per_class(labels, sizes, np.full(len(sizes), shots), np.random.default_rng(seed))
 
@@ -62,7 +62,7 @@ def few_shot_subset(labels: np.ndarray, shots: int, seed: Seed, *, num_classes: 
 def _class_sizes(labels: np.ndarray, num_classes: int | None) -> np.ndarray:
     sizes = np.bincount(labels, minlength=num_classes or 1)
     if sizes.min() == 0:
-        raise UserError(f"class {sizes.argmin()} has no images in the pool; every class needs at least one")
+        raise SplitError(f"class {sizes.argmin()} has no images in the pool; every class needs at least one")
     return sizes
 
 

@@ -311,3 +311,37 @@ def test_reference_views_helper_sees_params_row_by_row():
     np.testing.assert_array_equal(out[0], images[0])
     np.testing.assert_array_equal(out[1], images[1][:, ::-1])
     assert isinstance(AugParams(view, view).view1, ViewParams)
+
+
+@pytest.mark.parametrize("together", [1, 2])
+def test_shuffled_order_rows_match_the_pil_executor_row_for_row(together):
+    """A plan whose order is a random permutation, with boosted ops: row i of DALI's batch b is
+    sample order[b * B + i] with parameter row b * B + i, bit for bit the PIL executor's row (float32
+    views), in view 1 and view 2, and the indices are the plan's. The permutation matters: the same
+    parameters in the identity order give other views for nearly every row, so an executor that
+    ignored the order could not pass. Fails if DALI augments the images in the identity order or
+    hands out identity indices (mutations tried: epoch_table given np.arange(n) instead of plan.order
+    as the image index; the yielded indices made torch.arange over the batch's rows)."""
+    n, batch = 24, 10
+    images = natural_images(n, seed=13)
+    rng = np.random.default_rng(13)
+    order = rng.permutation(n)
+    assert (order != np.arange(n)).sum() >= n - 3
+    params = BoostPolicy(2).sample(rng.random(n), rng, (32, 32))
+    plan = EpochPlan(order, batch, params)
+    executor = DaliExecutor(images, size=32, num_slots=2, batch_size=batch, device=torch.device("cpu"), threads=2,
+                            dtype=torch.float32, batches_together=together)
+    dali = [(indices, views.clone()) for indices, views in executor.epoch(plan)]
+    pil = list(ReferenceExecutor(images).epoch(plan))
+    identity = list(ReferenceExecutor(images).epoch(EpochPlan(np.arange(n), batch, params)))
+    assert len(dali) == len(pil) == len(identity) == plan.num_batches == 3
+    rows_unlike_identity = 0
+    for b, ((indices, views), (pil_indices, pil_views), (_, identity_views)) in enumerate(zip(dali, pil, identity)):
+        rows = order[b * batch:(b + 1) * batch]
+        np.testing.assert_array_equal(indices.numpy(), rows)
+        assert torch.equal(indices, pil_indices)
+        for i in range(len(rows)):
+            for view in (i, len(rows) + i):  # view 1 then view 2 of row i
+                assert torch.equal(views[view], pil_views[view]), f"batch {b} row {i} (sample {rows[i]}) view {view}"
+            rows_unlike_identity += not torch.equal(views[i], identity_views[i])
+    assert rows_unlike_identity >= n - 3

@@ -13,7 +13,7 @@ from bcl_dali.policy import BoostPolicy
 from bcl_dali.run_training import load_run_data
 from bcl_dali.show import denormalize
 from bcl_dali.trainer import Trainer
-from pipelines.dali_executor import DaliExecutor
+from pipelines.dali_executor import DaliExecutor, epoch_table
 from pipelines.plan import EpochPlan
 from tests.augmentation_cases import natural_images, reference_views
 from tests.cli_support import run
@@ -71,8 +71,9 @@ def test_a_gpu_epoch_never_synchronises_with_the_host():
 
 
 def test_views_reach_the_model_without_a_copy():
-    """float16 NHWC from DALI is a channels_last NCHW tensor: under bf16 autocast the trainer feeds it
-    to the model as it is (no permute, no dtype or layout copy)."""
+    """float16 NHWC from DALI is a channels_last NCHW tensor: under bf16 autocast a training step feeds
+    it to the model as it is (no permute, no dtype or layout copy): the model's forward receives the
+    executor's own memory. Fails if the step copies the views (e.g. a cast to the model's float32)."""
     config = TrainConfig(dataset="synthetic-lt", num_classes=3, width=16, batch_size=16, epochs=1,
                          device="cuda").resolve()
     data = load_run_data(config)
@@ -80,15 +81,32 @@ def test_views_reach_the_model_without_a_copy():
     plan, _ = trainer.plan_epoch()
     indices, views = next(iter(trainer.executor.epoch(plan)))
     assert views.dtype == torch.float16 and views.is_contiguous(memory_format=torch.channels_last)
-    assert trainer.bf16 and trainer._model_input(views).data_ptr() == views.data_ptr()
+    received = []
+    hook = trainer.model.register_forward_pre_hook(lambda module, args: received.append(args[0]))
+    try:
+        trainer.train_step(indices, views, trainer.contrast(len(indices)))
+    finally:
+        hook.remove()
+    assert trainer.bf16 and len(received) == 1
+    assert received[0].data_ptr() == views.data_ptr() and received[0].dtype == torch.float16
+    assert received[0].shape == views.shape and received[0].stride() == views.stride()
 
 
 def test_images_and_the_epoch_table_stay_on_the_gpu():
+    """The images live on the GPU, the epoch's order and parameter table are uploaded once when the
+    epoch starts (torch's device memory grows by at least the table's size and stays grown), and
+    the indices handed out are slices of the device-resident order. Fails if the table is kept on
+    the host (then only the order's few hundred bytes are allocated on the device)."""
     images = natural_images(40, seed=1)
     executor = DaliExecutor(images, size=32, num_slots=1, batch_size=16, device=CUDA, threads=2)
     assert executor.augmentation.images.is_cuda
-    list(executor.epoch(_plan(40, 1, seed=1)))
-    assert executor._order.is_cuda and executor._table.is_cuda  # an iteration only slices device memory
+    plan = _plan(40, 1, seed=1)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated(CUDA)
+    batches = list(executor.epoch(plan))
+    assert len(batches) == plan.num_batches and all(indices.is_cuda for indices, _ in batches)
+    assert torch.equal(torch.cat([indices for indices, _ in batches]).cpu(), torch.as_tensor(plan.order))
+    assert torch.cuda.memory_allocated(CUDA) - before >= epoch_table(plan, 32).nbytes
 
 
 def test_training_step_never_synchronises_with_the_host():

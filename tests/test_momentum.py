@@ -5,7 +5,7 @@ from bcl_dali.momentum import MomentumLoss
 
 
 def reference_weights(s: torch.Tensor) -> torch.Tensor:
-    """REFERENCE.md verbatim: z = (s - mean) / std (unbiased); w = z / max|z| / 2 + 1/2."""
+    """BCL's weight rule written out directly: z = (s - mean) / std (unbiased std), w = z / max|z| / 2 + 1/2."""
     z = (s - s.mean()) / s.std()
     return z / z.abs().max() / 2 + 0.5
 

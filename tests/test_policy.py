@@ -1,4 +1,8 @@
-"""The sampler's distributions against their formulas (REFERENCE.md, augmentation steps 1-5)."""
+"""The sampler's distributions against their formulas: crop boxes as torchvision's RandomResizedCrop
+draws them, flip / jitter / grayscale at SimCLR's rates, k op slots per view each applied with
+probability w (the sample's weight), ops uniform over the fifteen, fair signs, and the magnitude
+m = 10 + 20 w (k = 1) or m = 5 + 25 w u with u ~ U(0, 1) once per sample (k >= 2), mapped to each op's
+value by value = m / 30 * (high - low) + low."""
 import math
 
 import numpy as np
@@ -73,14 +77,45 @@ def test_strength_sets_the_magnitude_at_weight_one():
         BoostPolicy(1, strength=8)
 
 
+OP_VALUES_AT_0_10_15_30 = {
+    # value = m / 30 * (high - low) + low, worked out by hand for m = 0, 10, 15, 30 from each op's range
+    # (the reference code's augment_list): shears 0..0.6, translations 0..0.66 of the side, Rotate
+    # 0..60 degrees, Solarize 0..110, Posterize 4..8 bits, enhancement factors 0.1..1.9, Cutout 0..0.4.
+    "ShearX": (0.0, 0.2, 0.3, 0.6), "ShearY": (0.0, 0.2, 0.3, 0.6),
+    "TranslateX": (0.0, 0.22, 0.33, 0.66), "TranslateY": (0.0, 0.22, 0.33, 0.66),
+    "Rotate": (0.0, 20.0, 30.0, 60.0),
+    "AutoContrast": (0.0, 1 / 3, 0.5, 1.0), "Invert": (0.0, 1 / 3, 0.5, 1.0), "Equalize": (0.0, 1 / 3, 0.5, 1.0),
+    "Solarize": (0.0, 110 / 3, 55.0, 110.0), "Posterize": (4.0, 16 / 3, 6.0, 8.0),
+    "Contrast": (0.1, 0.7, 1.0, 1.9), "Color": (0.1, 0.7, 1.0, 1.9),
+    "Brightness": (0.1, 0.7, 1.0, 1.9), "Sharpness": (0.1, 0.7, 1.0, 1.9),
+    "Cutout": (0.0, 0.4 / 3, 0.2, 0.4),
+}
+SIGNED_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+
+
 def test_op_values_follow_the_magnitude_formula():
+    """Each op's value at m = 0, 10, 15, 30 equals the hand-computed number above, negated by a
+    negative sign for the five geometric ops only. Fails if an op's range in pipelines/ops.py
+    changes (mutation tried: TranslateX's high 0.66 made 0.45) or the sign reaches an unsigned op."""
+    assert [op.name for op in RAND_OPS] == list(OP_VALUES_AT_0_10_15_30)
+    m = np.array([0.0, 10.0, 15.0, 30.0])
     for op in RAND_OPS:
-        m = np.array([0.0, 10.0, 30.0])
-        expected = m / 30 * (op.high - op.low) + op.low
-        np.testing.assert_allclose(op.value(m, np.ones(3)), expected)
-        np.testing.assert_allclose(op.value(m, -np.ones(3)), -expected if op.signed else expected)
-    signed = {op.name for op in RAND_OPS if op.signed}
-    assert signed == {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+        expected = np.array(OP_VALUES_AT_0_10_15_30[op.name])
+        np.testing.assert_allclose(op.value(m, np.ones(4)), expected, rtol=1e-12, atol=1e-12, err_msg=op.name)
+        negated = -expected if op.name in SIGNED_OPS else expected
+        np.testing.assert_allclose(op.value(m, -np.ones(4)), negated, rtol=1e-12, atol=1e-12, err_msg=op.name)
+    assert {op.name for op in RAND_OPS if op.signed} == SIGNED_OPS
+
+
+def test_weights_give_the_hand_computed_magnitudes_and_op_values():
+    """BCL-I (k = 1): m = 10 + 20 w, so weights 0, 0.25, 1 give m = 10, 15, 30, i.e. a Rotate of
+    20, 30, 60 degrees and a Posterize to int(5.33) = 5, 6, 8 bits. Fails if the magnitude's floor or
+    slope changes (mutation tried: SINGLE_OP_FLOOR 10 made 5)."""
+    view = sample(1, np.array([0.0, 0.25, 1.0])).view1
+    np.testing.assert_allclose(view.op_magnitude[:, 0], [10.0, 15.0, 30.0])
+    rotate, posterize = (RAND_OPS[[op.name for op in RAND_OPS].index(name)] for name in ("Rotate", "Posterize"))
+    np.testing.assert_allclose(rotate.value(view.op_magnitude[:, 0], np.ones(3)), [20.0, 30.0, 60.0], rtol=1e-6)
+    assert posterize.value(view.op_magnitude[:, 0], np.ones(3)).astype(int).tolist() == [5, 6, 8]
 
 
 def test_signs_are_fair_coins():

@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bcl_dali.data import save_index_file
 from bcl_dali.errors import UserError
-from split import (class_groups, describe_split, few_shot_subset, find_reference_files, group_accuracy,
-                   load_index_file, long_tail_counts, long_tailed_subset, save_index_file)
+from split import (SplitError, class_groups, describe_split, few_shot_subset, find_reference_files, group_accuracy,
+                   load_index_file, long_tail_counts, long_tailed_subset)
 
 SPLITS = Path(__file__).parents[2] / "shared" / "splits"
 CIFAR_POOL = 50_000
@@ -50,12 +51,12 @@ def test_generated_subset_with_another_ratio_and_head() -> None:
 ])
 def test_impossible_long_tailed_requests_are_refused(kwargs: dict, message: str) -> None:
     labels = np.repeat(np.arange(10), 50)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(SplitError, match=message):
         long_tailed_subset(labels, seed=0, **kwargs)
 
 
 def test_a_class_without_images_is_refused() -> None:
-    with pytest.raises(UserError, match="class 2 has no images"):
+    with pytest.raises(SplitError, match="class 2 has no images"):
         long_tailed_subset(np.repeat([0, 1, 3], 50), 10, seed=0)
 
 
@@ -64,7 +65,7 @@ def test_few_shot_subset_is_balanced_and_seeded(cifar_like_labels: np.ndarray) -
     assert np.all(np.bincount(cifar_like_labels[shots]) == 10)
     np.testing.assert_array_equal(shots, few_shot_subset(cifar_like_labels, 10, seed=4))
     assert not np.array_equal(shots, few_shot_subset(cifar_like_labels, 10, seed=5))
-    with pytest.raises(UserError, match="fewer than 501 shots"):
+    with pytest.raises(SplitError, match="fewer than 501 shots"):
         few_shot_subset(cifar_like_labels, 501, seed=0)
 
 
@@ -88,7 +89,7 @@ def _write(path: Path, content: object) -> Path:
 ])
 def test_each_bad_index_file_gets_its_own_message(tmp_path: Path, content: object, message: str) -> None:
     path = _write(tmp_path / "bad.npy", content)
-    with pytest.raises(UserError, match=message) as raised:
+    with pytest.raises(SplitError, match=message) as raised:
         load_index_file(path, pool_size=10)
     assert str(path) in str(raised.value) and "\n" not in str(raised.value)
 
@@ -169,3 +170,15 @@ def test_description_names_total_ratio_empty_classes_and_groups() -> None:
     assert len(text.splitlines()) == 100 + 2 + 4
     sparse = describe_split(np.array([6, 0, 3, 0, 2]))
     assert "classes with no images: 2 (1, 3)" in sparse and "imbalance ratio: 3.0" in sparse
+
+
+def test_split_imports_nothing_of_the_rest_of_the_project() -> None:
+    """split/ sits below bcl_dali (which imports it). Fails if any split module imports bcl_dali,
+    pipelines or models again, which would make the two packages a cycle."""
+    import subprocess
+    import sys
+    probe = ("import sys, split; import split.groups, split.index_file, split.long_tail, split.reference_layout, "
+             "split.summary; print(sorted({m.split('.')[0] for m in sys.modules} & {'bcl_dali', 'pipelines', 'models'}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[1]).stdout
+    assert out.strip() == "[]"

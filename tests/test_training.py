@@ -11,6 +11,7 @@ import torch
 from bcl_dali.methods.simclr import SimCLRMethod
 from bcl_dali.checkpoint import load_checkpoint
 from bcl_dali.errors import UserError
+from bcl_dali.momentum import MomentumLoss
 from bcl_dali.run_training import start_run
 from tests.cli_support import assert_one_line_error, run
 
@@ -23,22 +24,41 @@ def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def bcl_weights(momentum_losses: torch.Tensor) -> np.ndarray:
+    """BCL's weights written out in numpy: z = (s - mean) / std (unbiased std), w = z / max|z| / 2 + 1/2."""
+    s = momentum_losses.double().numpy()
+    z = (s - s.mean()) / s.std(ddof=1)
+    return z / np.abs(z).max() / 2 + 0.5
+
+
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) for m in ("simclr", "bcl-i", "sdclr")]
                          + ["bcl-d"])
 def test_each_method_trains_two_epochs(tmp_path, method):
+    """Also checks the recorded weights against BCL's rule recomputed in numpy from the momentum
+    losses s of the run's checkpoints: z = (s - mean) / std (unbiased), w = z / max|z| / 2 + 1/2, so
+    epoch 2's weights (from the epoch-1 snapshot) have the recorded mean and std, and the sample
+    furthest from the mean lands exactly on 0 or 1. Fails if the weights are not that rule (mutation
+    tried: MomentumLoss.weights centring s on its median instead of its mean)."""
     out = tmp_path / method
-    result = run("train", "--method", method, "--epochs", "2", "--out", out, *SMALL)
+    result = run("train", "--method", method, "--epochs", "2", "--snapshot-every", "1", "--out", out, *SMALL)
     assert result.exit_code == 0, result.output
     records = metrics(out)
     assert [r["epoch"] for r in records] == [1, 2]
     assert all(np.isfinite(r["loss"]) and r["samples_per_second"] > 0 for r in records)
     assert records[0]["weight_mean"] == 0.0  # epoch 1 runs before any weight exists
-    assert 0.0 < records[1]["weight_std"] and abs(records[1]["weight_mean"] - 0.5) < 0.5
+    after_epoch_1 = bcl_weights(load_checkpoint(out / "epoch_0001.pt")["momentum"]["ema"])
+    assert records[1]["weight_mean"] == pytest.approx(after_epoch_1.mean(), abs=1e-6)  # 1/2: z has mean 0
+    assert records[1]["weight_std"] == pytest.approx(after_epoch_1.std(), abs=1e-6) and after_epoch_1.std() > 0.01
     assert "knn_top1" in records[-1] and "kNN top-1" in result.stdout
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == method and config["rand_k"] == {"simclr": 0, "bcl-i": 1, "sdclr": 0, "bcl-d": 2}[method]
     state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 2 and state["momentum"]["epochs_done"] == 2
+    momentum = MomentumLoss(len(state["momentum"]["ema"]))
+    momentum.load_state_dict(state["momentum"])
+    weights = momentum.weights().double().numpy()
+    np.testing.assert_allclose(weights, bcl_weights(state["momentum"]["ema"]), rtol=0, atol=1e-6)
+    assert weights.min() >= 0.0 and weights.max() <= 1.0 and (weights.min() == 0.0 or weights.max() == 1.0)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from bcl_dali.data.cifar import CIFAR, cifar_pool
 from bcl_dali.data.npz import npz_pool
 from bcl_dali.data.sets import ImageSet, LongTailedData, TrainPool
 from bcl_dali.data.synthetic import synthetic_pool
+from bcl_dali.atomic import atomic_path
 from bcl_dali.errors import UserError
 from split import SHOT_SIZES, find_reference_files, few_shot_subset, load_index_file, long_tailed_subset
 
@@ -85,3 +86,14 @@ def _positions_in_probe(probe_indices: np.ndarray, shot_indices: np.ndarray, sho
         raise UserError(f"few-shot file {shot_file} holds index {shot_indices[outside][0]}, which is not in the "
                         f"probe pool {probe_file}; use the few-shot files made from that pool")
     return np.sort(positions)
+
+
+def save_index_file(path: str | os.PathLike, indices: np.ndarray) -> None:
+    """Write `indices` as an int64 .npy index file, atomically, never over an existing file."""
+    path = Path(path)
+    if path.exists():
+        raise UserError(f"{path} already exists; choose another --out name (index files are never overwritten)")
+    if not path.parent.is_dir():
+        raise UserError(f"folder {path.parent} does not exist; create it or choose another --out path")
+    with atomic_path(path) as temp:
+        np.save(temp, np.asarray(indices, np.int64))

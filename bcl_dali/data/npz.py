@@ -20,10 +20,11 @@ def npz_pool(data_dir: str | os.PathLike | None) -> TrainPool:
         raise UserError(f"the npz dataset needs --data-dir FILE.npz holding {', '.join(KEYS)}")
     arrays = _read(Path(data_dir))
     x_train, y_train, x_test, y_test = (arrays[key] for key in KEYS)
-    num_classes = int(y_train.max()) + 1
-    missing = np.flatnonzero(np.bincount(y_train, minlength=num_classes) == 0)
-    if len(missing):
-        raise UserError(f"{data_dir}: class {missing[0]} has no images in y_train; "
+    classes = np.unique(y_train)  # sorted; not np.bincount, which a label of 2**40 turns into 8 TiB
+    num_classes = int(classes[-1]) + 1
+    if len(classes) < num_classes:
+        missing = int(np.flatnonzero(classes != np.arange(len(classes)))[0])
+        raise UserError(f"{data_dir}: class {missing} has no images in y_train; "
                         f"labels must be 0..C-1 with every class present")
     if y_test.max() >= num_classes:
         raise UserError(f"{data_dir}: y_test holds label {y_test.max()}, but y_train has only classes "
@@ -35,6 +36,8 @@ def npz_pool(data_dir: str | os.PathLike | None) -> TrainPool:
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     """The four arrays, checked: (N, H, W, 3) uint8 images and (N,) non-negative integer labels."""
+    if path.is_dir():
+        raise UserError(f"--data-dir {path} is a directory; the npz dataset needs --data-dir FILE.npz")
     if not path.is_file():
         raise UserError(f"npz dataset {path} does not exist; pass --data-dir FILE.npz")
     try:
