@@ -8,21 +8,24 @@ import click
 import numpy as np
 
 from bcl_dali.config import ARCHS, EXECUTORS, MAX_SEED, PRECISIONS
-from bcl_dali.data import DATASETS, load_pool
+from bcl_dali.data import DATASETS, load_pool, save_index_file
+from bcl_dali.device import resolve_device
+from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
-from bcl_dali.eval_report import plot_per_class, results_table
-from bcl_dali.evaluate import evaluate_checkpoint, load_trained
+from bcl_dali.eval_report import across_runs_table, results_table
+from bcl_dali.evaluate import across_runs, check_one_kind, evaluate_checkpoint, load_trained, shot_subsets
 from bcl_dali.methods import METHODS
 from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
+from bcl_dali.plots import per_class_accuracy, require_matplotlib
+from bcl_dali.reports import check_output_path, write_json
+from bcl_dali.run_report import evaluation_path, write_report
 from bcl_dali.run_training import load_run_data, start_run
+from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
+from benchmarks.fidelity import PAIRS, run_fidelity
 from benchmarks.pipeline import compare_pipelines, measure_pipeline, profile_table, summary as pipeline_summary
 from benchmarks.step import measure_step, summary as step_summary
 from benchmarks.train import compare, measure_scaling, measure_training, summary as train_summary
-from bcl_dali.device import resolve_device
-from bcl_dali.distributed import World
-from bcl_dali.reports import check_output_path, write_json
-from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
-from split import describe_split, few_shot_subset, load_index_file, long_tailed_subset, save_index_file
+from split import SplitError, describe_split, few_shot_subset, load_index_file, long_tailed_subset
 
 USER_ERROR_STATUS = 2
 INTERRUPTED_STATUS = 130
@@ -31,7 +34,7 @@ DEFAULT_IMBALANCE = 100.0
 
 
 class Commands(click.Group):
-    """A UserError or a flag mistake in any command becomes one line on stderr and exit status 2;
+    """A UserError, a SplitError or a flag mistake in any command becomes one line on stderr and exit status 2;
     Ctrl-C becomes one line and 130."""
 
     def invoke(self, ctx: click.Context) -> object:
@@ -43,7 +46,7 @@ class Commands(click.Group):
         except KeyboardInterrupt:
             click.echo("stopped: interrupted before anything was written", err=True)
             ctx.exit(INTERRUPTED_STATUS)
-        except UserError as error:
+        except (UserError, SplitError) as error:
             message = str(error)
         except click.exceptions.NoArgsIsHelpError as error:
             click.echo(error.ctx.get_help())
@@ -65,6 +68,14 @@ dataset_option = click.option("--dataset", type=click.Choice(DATASETS), required
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path),
                                help="folder holding the CIFAR data (cifar-100-python/ ...), or the .npz file")
 download_option = click.option("--download", is_flag=True, help="fetch CIFAR into --data-dir if it is not there")
+num_classes_option = click.option("--num-classes", type=int, help="classes of synthetic-lt  [default: 100]")
+
+
+def _synthetic_classes(dataset: str, num_classes: int | None) -> int:
+    """synthetic-lt's class count; the other sources have theirs in their files."""
+    if num_classes is not None and dataset != "synthetic-lt":
+        raise UserError(f"--num-classes shapes synthetic-lt only; {dataset} has the classes its files hold, drop it")
+    return 100 if num_classes is None else num_classes
 
 
 @cli.group()
@@ -79,16 +90,17 @@ def splits() -> None:
 @click.option("--imbalance", type=float, help=f"head / tail class size ratio  [default: {DEFAULT_IMBALANCE:g}]")
 @click.option("--max-per-class", type=int, help="images of the head class  [default: 90% of the smallest class]")
 @click.option("--shots", type=int, help="instead: this many images per class from the probe pool")
+@num_classes_option
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="the .npy file to write (never overwritten)")
 def splits_make(dataset: str, data_dir: Path | None, download: bool, imbalance: float | None,
-                max_per_class: int | None, shots: int | None, seed: int, out: Path) -> None:
+                max_per_class: int | None, shots: int | None, num_classes: int | None, seed: int, out: Path) -> None:
     """Write a long-tailed split (class 0 the head) or, with --shots, a few-shot subset, as int64 indices."""
     if shots is not None and (imbalance is not None or max_per_class is not None):
         raise UserError("--shots draws a balanced few-shot subset; --imbalance and --max-per-class "
                         "apply only to long-tailed splits, drop them")
-    pool = load_pool(dataset, data_dir=data_dir, download=download)
+    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=_synthetic_classes(dataset, num_classes))
     if shots is None:
         indices = long_tailed_subset(pool.labels, DEFAULT_IMBALANCE if imbalance is None else imbalance, seed,
                                      max_per_class=max_per_class, num_classes=pool.num_classes)
@@ -106,9 +118,10 @@ def splits_make(dataset: str, data_dir: Path | None, download: bool, imbalance: 
 @dataset_option
 @data_dir_option
 @download_option
-def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool) -> None:
+@num_classes_option
+def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool, num_classes: int | None) -> None:
     """Print a split's class histogram, total, imbalance ratio and Many / Medium / Few groups."""
-    pool = load_pool(dataset, data_dir=data_dir, download=download)
+    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=_synthetic_classes(dataset, num_classes))
     indices = load_index_file(file, len(pool.labels))
     click.echo(describe_split(np.bincount(pool.labels[indices], minlength=pool.num_classes)))
 
@@ -126,7 +139,7 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool)
               "cifar100_split1_D_i.npy  [default: generated with --imbalance and --split-seed]")
 @click.option("--imbalance", type=float, help="head / tail ratio of a generated split  [default: 100]")
 @click.option("--split-seed", type=int, help="seed of a generated split  [default: 0]")
-@click.option("--num-classes", type=int, help="classes of synthetic-lt  [default: 100]")
+@num_classes_option
 @click.option("--epochs", type=click.IntRange(min=0), help="0 writes the untrained network as a run  "
               "[default: 4 on synthetic-lt, else 2000]")
 @click.option("--batch-size", type=int, help="the global batch, split over torchrun's processes  "
@@ -168,31 +181,71 @@ def train(out: Path | None, resume: Path | None, **flags) -> None:
 
 
 @cli.command("eval")
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--shots", default="full,100,50", show_default=True,
-              help="comma-separated: full (the probe pool) and shots per class (100, 50, 10)")
+              help="comma-separated: full (the probe pool) and shots per class (100, 50, 10 where the split has them)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @data_dir_option
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="every number and the settings")
-@click.option("--plot", type=click.Path(path_type=Path), help="PNG of per-class accuracy against class size")
-def evaluate_run(target: Path, shots: str, device: str, data_dir: Path | None, json_path: Path | None,
+@click.option("--plot", type=click.Path(path_type=Path), help="PNG of per-class accuracy against class size "
+              "(one target; needs the plot extra)")
+def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: Path | None, json_path: Path | None,
                  plot: Path | None) -> None:
-    """Linear probes (the reference protocol), Many / Medium / Few, kNN of a run directory or checkpoint."""
+    """Linear probes (the reference protocol), Many / Medium / Few, kNN of run directories or checkpoints.
+
+    Several targets (e.g. the runs of splits 1-5) also get the papers' mean ± std over the runs. A run
+    directory keeps its result as eval-epochE.json, which `report` shows."""
     check_output_path(json_path)
     check_output_path(plot, "--plot")
+    if plot is not None and len(targets) > 1:
+        raise UserError("--plot draws one model's classes; give one target, or compare runs with `cli.py report`")
+    if plot is not None:
+        require_matplotlib()
     shot_list = [part.strip() for part in shots.split(",") if part.strip()]
     if not shot_list:
         raise UserError("--shots is empty; give e.g. full,100,50")
     where = resolve_device(device)
-    checkpoint = load_trained(target, where)
+    checkpoints = [load_trained(target, where) for target in targets]  # every bad input before any work
+    check_one_kind(checkpoints)
     if data_dir is not None:
-        checkpoint.config = dataclasses.replace(checkpoint.config, data_dir=str(data_dir))
-    result = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config), where, shot_list)
-    click.echo(results_table(result))
-    write_json(result, json_path)
+        for checkpoint in checkpoints:
+            checkpoint.config = dataclasses.replace(checkpoint.config, data_dir=str(data_dir))
+    data = [load_run_data(checkpoint.config) for checkpoint in checkpoints]
+    for each in data:
+        for shot in shot_list:
+            shot_subsets(each, shot)
+    results = []
+    for target, checkpoint, each in zip(targets, checkpoints, data):
+        click.echo(f"evaluating {target}", err=True)
+        result = evaluate_checkpoint(checkpoint, each, where, shot_list,
+                                     on_probe=lambda message: click.echo(f"  {message}", err=True))
+        click.echo(results_table(result))
+        if target.is_dir():
+            write_json(result, evaluation_path(target, result["epoch"]))
+        results.append(result)
+    if len(results) > 1:
+        summary = across_runs(results)
+        click.echo(across_runs_table(summary, len(results)))
+        write_json({"runs": results, "across_runs": summary}, json_path)
+    else:
+        write_json(results[0], json_path)
     if plot is not None:
-        plot_per_class(result, shot_list[0], plot)
-        click.echo(f"wrote {plot}")
+        click.echo(f"wrote {per_class_accuracy(results[0], shot_list[0], plot)}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="folder for report.md and its PNGs  "
+              "[default: RUN/report for one run]")
+def report(runs: tuple[Path, ...], out: Path | None) -> None:
+    """Draw a run's curves, BCL's weights against the classes and its evaluation; several runs side by side.
+
+    Needs the plot extra (matplotlib). Evaluate runs first with `cli.py eval RUN` to get the group bars."""
+    if out is None:
+        if len(runs) > 1:
+            raise UserError("several runs need --out, a folder for their joint report")
+        out = runs[0] / "report"
+    click.echo(f"wrote {write_report(list(runs), out)}")
 
 
 @cli.command()
@@ -310,6 +363,42 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
     if World.from_environment().is_main:
         click.echo(train_summary(result))
         write_json(result, json_path)
+
+
+@bench.command("fidelity")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="folder for the runs (one per method; existing ones are resumed), fidelity.md and report/")
+@click.option("--pairs", default="simclr,sdclr", show_default=True,
+              help="simclr: SimCLR against BCL-I; sdclr: SDCLR against BCL-D")
+@click.option("--dataset", type=click.Choice(DATASETS), default="synthetic-lt", show_default=True)
+@data_dir_option
+@click.option("--split", type=click.Path(path_type=Path), help="index file of the training split")
+@num_classes_option
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=0), help="kNN every N epochs  [default: epochs / 10]")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
+@click.option("--shots", default="full", show_default=True, help="probes to compare, as for eval")
+@click.option("--device", default="auto", show_default=True)
+def bench_fidelity(out: Path, pairs: str, dataset: str, data_dir: Path | None, split: Path | None,
+                   num_classes: int | None, epochs: int, batch_size: int, width: int, eval_every: int | None,
+                   seed: int, shots: str, device: str) -> None:
+    """Train each baseline and its BCL method alike, evaluate both, and tabulate what BCL changes by group."""
+    pair_list = [p.strip() for p in pairs.split(",") if p.strip()]
+    unknown = sorted(set(pair_list) - set(PAIRS))
+    if unknown or not pair_list:
+        raise UserError(f"--pairs {pairs!r}: choose from {', '.join(PAIRS)}, comma-separated")
+    shot_list = [part.strip() for part in shots.split(",") if part.strip()]
+    if not shot_list:
+        raise UserError("--shots is empty; give e.g. full,100")
+    settings = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "width": width, "seed": seed,
+                "eval_every": max(1, epochs // 10) if eval_every is None else eval_every}
+    settings |= {k: v for k, v in {"data_dir": data_dir and str(data_dir), "split": split and str(split),
+                                   "num_classes": num_classes}.items() if v is not None}
+    summary = run_fidelity(out, pair_list, settings, shot_list, device, click.echo)
+    click.echo((out / "fidelity.md").read_text())
+    click.echo(f"wrote {out / 'fidelity.md'} and {summary['report']}")
 
 
 def main() -> None:

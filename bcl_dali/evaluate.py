@@ -1,14 +1,16 @@
 """The reference's evaluation of a trained backbone, plus what it left unwired.
 
-Linear probes on frozen features of un-augmented images (full shot on the probe pool; 100-, 50-
-and 10-shot averaged over the five subsets), the Many / Medium / Few accuracies and their std
-(classes grouped by their size in the training split), per-class accuracy, and weighted kNN.
+Linear probes on frozen fp32 features of un-augmented images (full shot on the probe pool; 100-,
+50- and 10-shot averaged over the five subsets), top-1 and top-5, the Many / Medium / Few
+accuracies and their std (classes grouped by their size in the training split), per-class
+accuracy, and weighted kNN. Two different ± exist: one model's std over its few-shot probe subsets,
+and the papers' std over models pretrained on five splits (`across_runs`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -17,7 +19,6 @@ from torch import nn
 from bcl_dali.checkpoint import load_checkpoint
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
-from bcl_dali.device import uses_bf16
 from bcl_dali.errors import UserError
 from bcl_dali.features import extract_features
 from bcl_dali.knn import KNN_K, KNN_TEMPERATURE, knn_predict
@@ -27,6 +28,13 @@ from bcl_dali.rundir import LAST, RunDir
 from split import class_groups, group_accuracy
 
 FULL = "full"
+TOP_K = 5
+ACROSS_RUNS = ("top1", "top5", "many", "medium", "few", "group_std")
+"""The numbers that the papers report as mean ± std over models pretrained on splits 1-5."""
+
+
+def shot_name(shot: str) -> str:
+    return "full-shot" if shot == FULL else f"{shot}-shot"
 
 
 @dataclass
@@ -68,12 +76,13 @@ def shot_subsets(data: LongTailedData, shot: str) -> list[np.ndarray]:
     return data.shots[int(shot)]
 
 
-def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, bf16: bool, shots: list[str],
-             seed: int = 0) -> dict[str, Any]:
-    """Every number of the evaluation for one model (see the module docstring)."""
+def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, shots: list[str], seed: int = 0,
+             on_probe: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Every number of the evaluation for one model (see the module docstring); `on_probe` hears
+    of each probe before it trains (500 epochs each: minutes on a CPU)."""
     subsets = {shot: shot_subsets(data, shot) for shot in shots}
-    probe_features = extract_features(model, data.probe.images, device, bf16)
-    test_features = extract_features(model, data.test.images, device, bf16)
+    probe_features = extract_features(model, data.probe.images, device)
+    test_features = extract_features(model, data.test.images, device)
     probe_labels = torch.as_tensor(data.probe.labels, device=device)
     test_labels = torch.as_tensor(data.test.labels, device=device)
     counts = data.train_class_counts
@@ -86,17 +95,20 @@ def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, bf16:
         "shots": {},
     }
     for shot, positions_list in subsets.items():
-        per_subset, top1 = [], []
+        per_subset, top1, top5 = [], [], []
         for i, positions in enumerate(positions_list):
+            on_probe(f"{shot_name(shot)} probe {i + 1} of {len(positions_list)}")
             rows = torch.as_tensor(positions, device=device)
             probe = linear_probe(probe_features[rows], probe_labels[rows], data.num_classes, seed=seed + i)
-            predictions = predict(probe, test_features)
-            top1.append(_top1(predictions, test_labels))
-            per_subset.append(per_class_accuracy(predictions, test_labels, data.num_classes))
+            ranked = predict(probe, test_features, k=TOP_K)
+            top1.append(_top1(ranked[:, 0], test_labels))
+            top5.append(float((ranked == test_labels[:, None]).any(dim=1).double().mean() * 100))
+            per_subset.append(per_class_accuracy(ranked[:, 0], test_labels, data.num_classes))
         per_class = np.mean(per_subset, axis=0)
         grouped = group_accuracy(per_class, groups)
         results["shots"][shot] = {
-            "top1": float(np.mean(top1)), "top1_std": float(np.std(top1)), "subsets": len(per_subset),
+            "top1": float(np.mean(top1)), "top1_std_over_subsets": float(np.std(top1)), "subsets": len(per_subset),
+            "top5": float(np.mean(top5)),
             "many": grouped.many, "medium": grouped.medium, "few": grouped.few, "group_std": grouped.std,
             "per_class": [None if np.isnan(a) else float(a) for a in per_class],
         }
@@ -127,9 +139,31 @@ def settings() -> dict[str, Any]:
             "knn": {"k": KNN_K, "temperature": KNN_TEMPERATURE, "similarity": "cosine"}}
 
 
-def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: torch.device, shots: list[str]) -> dict:
-    results = evaluate(checkpoint.model, data, device, uses_bf16(checkpoint.config.precision, device), shots,
-                       seed=checkpoint.config.seed)
+def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: torch.device, shots: list[str],
+                        on_probe: Callable[[str], None] = lambda _: None) -> dict:
+    results = evaluate(checkpoint.model, data, device, shots, seed=checkpoint.config.seed, on_probe=on_probe)
     return {"checkpoint": str(checkpoint.path), "epoch": checkpoint.epoch, "method": checkpoint.config.method,
             "dataset": checkpoint.config.dataset, "split": checkpoint.config.split, "device": str(device),
             "settings": settings(), **results}
+
+
+def check_one_kind(checkpoints: list[Checkpoint]) -> None:
+    """Runs summarised together must differ only by their split or seed."""
+    kinds = sorted({f"{c.config.method} on {c.config.dataset}" for c in checkpoints})
+    if len(kinds) > 1:
+        raise UserError(f"eval summarises runs of one method on one data set, got {', '.join(kinds)}; "
+                        "evaluate them apart, or compare them with `cli.py report`")
+
+
+def across_runs(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """The papers' summary of several models (one per pretraining split): per shot setting, the mean
+    and the population std over the runs of each number in ACROSS_RUNS, and kNN top-1."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for shot in results[0]["shots"]:
+        summary[shot] = {key: _mean_std([r["shots"][shot][key] for r in results]) for key in ACROSS_RUNS}
+    summary["knn"] = {"top1": _mean_std([r["knn_top1"] for r in results])}
+    return summary
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}

@@ -39,5 +39,6 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, num_c
 
 
 @torch.no_grad()
-def predict(probe: nn.Linear, features: torch.Tensor) -> torch.Tensor:
-    return probe(features).argmax(dim=1)
+def predict(probe: nn.Linear, features: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """The probe's k most likely classes of each feature row, most likely first: (N, k)."""
+    return probe(features).topk(min(k, probe.out_features), dim=1).indices

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from benchmarks.fidelity import PAIRS, run_fidelity
 from benchmarks.pipeline import measure_pipeline
 from benchmarks.profile import iteration_profile
 from benchmarks.step import measure_step
@@ -52,13 +53,14 @@ class Sizes:
     step_iters: int
     epochs: int
     run_epochs: int
+    fidelity_epochs: int
     sweep: tuple[int, ...]
 
 
 FULL = Sizes(device="cuda", num_classes=100, batch_size=512, width=64, pipeline_iters=100, reference_iters=20,
-             step_iters=50, epochs=3, run_epochs=15, sweep=(1, 2, 4, 8))
+             step_iters=50, epochs=3, run_epochs=15, fidelity_epochs=50, sweep=(1, 2, 4, 8))
 SMOKE = Sizes(device="cpu", num_classes=3, batch_size=32, width=16, pipeline_iters=2, reference_iters=2,
-              step_iters=2, epochs=2, run_epochs=2, sweep=(1, 2))
+              step_iters=2, epochs=2, run_epochs=2, fidelity_epochs=1, sweep=(1, 2))
 
 
 def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> dict:
@@ -84,6 +86,7 @@ def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> d
                                             batches_together=n))
               for n in sizes.sweep]
     items.append(("bcl-i_training_run", lambda: _training_run(sizes)))
+    items.append(("fidelity", lambda: _fidelity(sizes, out)))
     items.append(("pipeline_reference", lambda: measure_pipeline("reference", device, b, sizes.reference_iters, cores,
                                                                  num_classes=c)))
     for name, measure in items:
@@ -132,6 +135,17 @@ def _training_run(sizes: Sizes) -> dict:
         return {"summary": summary, "metrics": RunDir(run).read_metrics()}
 
 
+def _fidelity(sizes: Sizes, out: Path) -> dict:
+    """SimCLR against BCL-I and SDCLR against BCL-D, full-shot probe; the table lands in out/fidelity.md."""
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = {"dataset": "synthetic-lt", "num_classes": sizes.num_classes, "width": sizes.width,
+                    "batch_size": sizes.batch_size, "epochs": sizes.fidelity_epochs, "seed": 0,
+                    "eval_every": max(1, sizes.fidelity_epochs // 10)}
+        summary = run_fidelity(Path(scratch), list(PAIRS), settings, ["full"], sizes.device, echo=lambda line: None)
+        shutil.copyfile(Path(scratch) / "fidelity.md", out / "fidelity.md")
+        return {"settings": settings, "table": summary["table"]}
+
+
 def _headline(result) -> str:
     if isinstance(result, dict) and "speedup" in result:
         return (f"ours {result['ours']['samples_per_second']:,.0f}, ours with PIL "
@@ -142,6 +156,8 @@ def _headline(result) -> str:
         stages = result.get("stage_milliseconds_per_iteration")
         timing = "; ms per iteration " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) if stages else ""
         return f"{result['samples_per_second']:,.0f} samples/s{timing}"
+    if isinstance(result, dict) and "settings" in result and "table" in result:
+        return ", ".join(f"{r['bcl']} - {r['baseline']} {r['number']} {r['difference']:+.2f}" for r in result["table"])
     if isinstance(result, dict) and "table" in result:
         return f"{result['kernels']} kernels, {result['gpu_milliseconds_per_iteration']:.2f} ms of device time per iteration"
     return f"kNN top-1 {result['summary']['knn_top1']:.2f}%, {result['summary']['samples_per_second']:,.0f} samples/s"

@@ -65,5 +65,6 @@ def test_gpu_check_smoke_runs_every_item(tmp_path):
     assert results["pipeline_dali_k2"]["operators"] == 6 and results["pipeline_dali_k2"]["expansions"] == 0
     assert results["bcl-i_training_run"]["summary"]["epochs"] == 2
     assert (tmp_path / "profile.txt").exists()
+    assert len(results["fidelity"]["table"]) == 8 and (tmp_path / "fidelity.md").exists()
     log = (tmp_path / "check.log").read_text()
     assert log.count("\ntarget ") == 8 and "not measured" not in log

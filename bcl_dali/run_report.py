@@ -1,0 +1,127 @@
+"""`cli.py report`: what a researcher would otherwise plot by hand, from run directories alone.
+
+One run or several (e.g. SimCLR against BCL-I): loss and kNN curves overlaid, Spearman's rho of
+class size against mean weight per epoch, a weight-histogram heat map and a weight-against-class-
+size scatter per run, Many / Medium / Few bars and evaluation tables side by side for the runs that
+`cli.py eval` has evaluated. Written as PNGs and one report.md that shows them with the settings.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bcl_dali import plots
+from bcl_dali.atomic import write_text_atomic
+from bcl_dali.errors import UserError
+from bcl_dali.evaluate import FULL, shot_name
+from bcl_dali.rundir import RunDir
+from split import class_groups
+
+SETTINGS = ("method", "dataset", "split", "imbalance", "epochs", "batch_size", "width", "arch", "lr", "temperature",
+            "beta", "rand_k", "seed", "data_seed", "executor", "precision")
+EVALUATION_PREFIX = "eval-epoch"
+"""`cli.py eval` of a run directory leaves eval-epochE.json in it; the report takes the latest."""
+
+
+@dataclass
+class Run:
+    name: str
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    class_counts: list[int] | None
+    evaluation: dict[str, Any] | None
+
+
+def evaluation_path(run: Path, epoch: int) -> Path:
+    return run / f"{EVALUATION_PREFIX}{epoch}.json"
+
+
+def load_run(path: Path) -> Run:
+    run = RunDir.open(path)
+    evaluations = sorted(path.glob(f"{EVALUATION_PREFIX}*.json"),
+                         key=lambda p: int(p.stem.removeprefix(EVALUATION_PREFIX)))
+    evaluation = json.loads(evaluations[-1].read_text()) if evaluations else None
+    return Run(path.resolve().name, json.loads(run.config_path.read_text()), run.read_metrics(), run.class_counts(),
+               evaluation)
+
+
+def write_report(paths: list[Path], out: Path) -> Path:
+    """Draw every figure that the runs' records allow, and report.md beside them; returns its path."""
+    plots.require_matplotlib()
+    runs = [load_run(p) for p in paths]
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):
+        raise UserError(f"two runs share the folder name {max(names, key=names.count)!r}; the report tells runs "
+                        "apart by it, so rename or move one")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the report")
+    out.mkdir(parents=True, exist_ok=True)
+    by_name = {r.name: r.records for r in runs}
+    figures: list[tuple[str, Path | None]] = [
+        ("Contrastive loss", plots.curves(by_name, "loss", "loss", out / "loss.png")),
+        ("kNN top-1 during training", plots.curves(by_name, "knn_top1", "kNN top-1 (%)", out / "knn.png")),
+        ("Is BCL finding the tail? Spearman's rho of class size against the class's mean weight (negative: the "
+         "smaller the class, the higher its weight)",
+         plots.curves(by_name, "size_weight_spearman", "Spearman rho (size, weight)", out / "spearman.png")),
+    ]
+    for run in runs:
+        figures.append((f"{run.name}: weights over the epochs",
+                        plots.weight_heatmap(run.name, run.records, out / f"{run.name}-weights.png")))
+        if run.class_counts is not None:
+            groups = {name: ids.tolist() for name, ids in class_groups(run.class_counts).items()}
+            figures.append((f"{run.name}: mean weight against class size", plots.weight_against_class_size(
+                run.name, run.records, run.class_counts, groups, out / f"{run.name}-weight-by-size.png")))
+    evaluated = {r.name: r.evaluation for r in runs if r.evaluation is not None}
+    shot = _common_shot(evaluated)
+    if shot is not None:
+        figures.append(("Many / Medium / Few", plots.group_bars(evaluated, shot, out / "groups.png")))
+    report = out / "report.md"
+    write_text_atomic(report, _markdown(runs, figures, evaluated, out))
+    return report
+
+
+def _common_shot(evaluated: dict[str, dict[str, Any]]) -> str | None:
+    shared = set.intersection(*(set(e["shots"]) for e in evaluated.values())) if evaluated else set()
+    return FULL if FULL in shared else min(shared, default=None, key=lambda s: int(s))
+
+
+def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated: dict[str, dict[str, Any]],
+              out: Path) -> str:
+    lines = [f"# Report: {', '.join(r.name for r in runs)}", "", "## Settings", "",
+             "| setting | " + " | ".join(r.name for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for key in SETTINGS:
+        lines.append(f"| {key} | " + " | ".join(_cell(r.config.get(key)) for r in runs) + " |")
+    lines.append("| epochs trained | " + " | ".join(str(max((x["epoch"] for x in r.records if "loss" in x),
+                                                           default=0)) for r in runs) + " |")
+    lines += ["", "## Memorisation at the last epoch", "",
+              "Mean BCL weight of the samples of each class group (by training-class size), and Spearman's "
+              "rho of class size against class mean weight. Labels are used for this diagnosis only.", "",
+              "| run | epoch | Many | Medium | Few | rho |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        last = next((r for r in reversed(run.records) if r.get("weight_by_group")), None)
+        if last is not None:
+            group = last["weight_by_group"]
+            lines.append(f"| {run.name} | {last['epoch']} | {group['many']:.3f} | {group['medium']:.3f} | "
+                         f"{group['few']:.3f} | {_cell(last.get('size_weight_spearman'), '+.3f')} |")
+    if evaluated:
+        lines += ["", "## Evaluation", "", "Top-1 (%) of the linear probes, by class group; kNN on the test set.",
+                  "", "| probe | " + " | ".join(evaluated) + " |", "|---|" + "---|" * len(evaluated)]
+        shots = sorted({s for e in evaluated.values() for s in e["shots"]}, key=lambda s: (s != FULL, -int(s) if
+                                                                                          s.isdigit() else 0))
+        for s in shots:
+            for key in ("top1", "top5", "many", "medium", "few"):
+                cells = [_cell(e["shots"].get(s, {}).get(key), ".2f") for e in evaluated.values()]
+                lines.append(f"| {shot_name(s)} {key} | " + " | ".join(cells) + " |")
+        lines.append("| kNN top-1 | " + " | ".join(f"{e['knn_top1']:.2f}" for e in evaluated.values()) + " |")
+    for title, path in figures:
+        if path is not None:
+            lines += ["", f"## {title}", "", f"![{title}]({path.relative_to(out)})"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "-"
+    return format(value, spec) if spec else str(value)

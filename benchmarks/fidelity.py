@@ -1,0 +1,77 @@
+"""Does boosting help the tail? SimCLR against BCL-I and SDCLR against BCL-D, trained with the same
+seed, data and epochs, evaluated by the same probes: one table of Many / Medium / Few and the
+differences BCL makes, plus the runs' joint report.
+
+Sized by flags, so the same code serves a CPU demo of minutes and a GPU run of the paper's length.
+A run directory that already exists under the output folder is resumed, not redone.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from bcl_dali.atomic import write_text_atomic
+from bcl_dali.device import resolve_device
+from bcl_dali.evaluate import evaluate_checkpoint, load_trained, shot_name
+from bcl_dali.reports import write_json
+from bcl_dali.run_report import evaluation_path, write_report
+from bcl_dali.run_training import load_run_data, start_run
+
+PAIRS = {"simclr": ("simclr", "bcl-i"), "sdclr": ("sdclr", "bcl-d")}
+"""Each baseline and the BCL method built on it."""
+NUMBERS = ("top1", "many", "medium", "few")
+
+
+def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: list[str], device: str,
+                 echo: Callable[[str], None]) -> dict[str, Any]:
+    """Train (or resume) each method of `pairs` in out/METHOD with `settings` (train's flags), evaluate,
+    and write out/fidelity.md, out/fidelity.json and out/report/."""
+    out.mkdir(parents=True, exist_ok=True)
+    evaluations: dict[str, dict[str, Any]] = {}
+    methods = [method for pair in pairs for method in PAIRS[pair]]
+    for method in methods:
+        run = out / method
+        overrides = {**settings, "method": method, "device": device}
+        echo(f"--- {method} ---")
+        if (run / "config.json").exists():
+            start_run(overrides, None, run, echo)
+        else:
+            start_run(overrides, run, None, echo)
+        checkpoint = load_trained(run, resolve_device(device))
+        result = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config), resolve_device(device), shots,
+                                     on_probe=lambda message: echo(f"  {method}: {message}"))
+        write_json(result, evaluation_path(run, result["epoch"]))
+        evaluations[method] = result
+    table = fidelity_table(evaluations, pairs, shots)
+    report = write_report([out / method for method in methods], out / "report")
+    summary = {"settings": settings, "shots": shots, "table": table, "report": str(report)}
+    write_text_atomic(out / "fidelity.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "fidelity.md", fidelity_markdown(table, settings) + "\n")
+    return summary
+
+
+def fidelity_table(evaluations: dict[str, dict[str, Any]], pairs: list[str], shots: list[str]) -> list[dict]:
+    """One row per pair, probe and number: the baseline's, BCL's, and BCL minus the baseline."""
+    rows = []
+    for pair in pairs:
+        baseline, boosted = PAIRS[pair]
+        for shot in shots:
+            for number in NUMBERS:
+                base = evaluations[baseline]["shots"][shot][number]
+                bcl = evaluations[boosted]["shots"][shot][number]
+                rows.append({"baseline": baseline, "bcl": boosted, "probe": shot, "number": number,
+                             "baseline_value": base, "bcl_value": bcl, "difference": bcl - base})
+    return rows
+
+
+def fidelity_markdown(table: list[dict], settings: dict[str, Any]) -> str:
+    flags = ", ".join(f"{key} {value}" for key, value in settings.items())
+    lines = [f"# BCL against its baseline ({flags})", "",
+             "Top-1 (%) of the linear probe; Many / Medium / Few by training-class size.", "",
+             "| pair | probe | number | baseline | BCL | BCL - baseline |", "|---|---|---|---|---|---|"]
+    for row in table:
+        lines.append(f"| {row['baseline']} / {row['bcl']} | {shot_name(row['probe'])} | {row['number']} | "
+                     f"{row['baseline_value']:.2f} | {row['bcl_value']:.2f} | {row['difference']:+.2f} |")
+    return "\n".join(lines)
+

@@ -1,0 +1,135 @@
+"""`cli.py report`, `eval` over several runs, and `bench fidelity`, on run directories."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bcl_dali.config import TrainConfig
+from bcl_dali.memorization import MemorizationStatistics
+from bcl_dali.run_report import evaluation_path
+from split import class_groups
+from tests.cli_support import assert_one_line_error, run
+
+COUNTS = [40, 20, 10, 5, 3, 2]
+
+
+def _make_run(path: Path, method: str, epochs: int = 3, evaluated: bool = False, seed: int = 0) -> Path:
+    """A run directory as `train` and `eval` leave it, with records from the real statistics."""
+    path.mkdir()
+    (path / "config.json").write_text(TrainConfig(method=method, epochs=epochs).resolve().to_json())
+    (path / "classes.json").write_text(json.dumps({"train_class_counts": COUNTS}))
+    labels = np.repeat(np.arange(len(COUNTS)), COUNTS)
+    statistics = MemorizationStatistics(labels, len(COUNTS), torch.device("cpu"))
+    rng = np.random.default_rng(seed)
+    with (path / "metrics.jsonl").open("w") as metrics:
+        for epoch in range(1, epochs + 1):
+            weights = torch.as_tensor(rng.uniform(0, 1, len(labels)) * (1 - 0.1 * np.log(labels + 1)))
+            record = {"epoch": epoch, "loss": 6.0 - epoch, "knn_top1": 20.0 + epoch} | statistics(weights)
+            metrics.write(json.dumps(record) + "\n")
+    if evaluated:
+        groups = {name: ids.tolist() for name, ids in class_groups(np.array(COUNTS)).items()}
+        shot = {"top1": 40.0 + seed, "top5": 80.0, "many": 50.0 + seed, "medium": 40.0, "few": 30.0 - seed,
+                "group_std": 8.0, "subsets": 1, "top1_std_over_subsets": 0.0, "per_class": [40.0] * len(COUNTS)}
+        result = {"method": method, "epoch": epochs, "dataset": "synthetic-lt", "num_classes": len(COUNTS),
+                  "train_class_counts": COUNTS, "groups": groups, "knn_top1": 30.0, "shots": {"full": shot}}
+        evaluation_path(path, epochs).write_text(json.dumps(result))
+    return path
+
+
+def _pngs(folder: Path) -> set[str]:
+    names = {p.name for p in folder.glob("*.png")}
+    for name in names:
+        assert Image.open(folder / name).format == "PNG"
+    return names
+
+
+def test_report_of_one_run_without_an_evaluation(tmp_path: Path) -> None:
+    """The curves, the heat map and the scatter, no group bars; the md names the last epoch's rho.
+    Fails if a figure goes missing or the memorisation table reads another epoch."""
+    run_dir = _make_run(tmp_path / "bcl", "bcl-i")
+    result = run("report", run_dir)
+    assert result.exit_code == 0, result.output
+    out = run_dir / "report"
+    assert _pngs(out) == {"loss.png", "knn.png", "spearman.png", "bcl-weights.png", "bcl-weight-by-size.png"}
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    text = (out / "report.md").read_text()
+    assert f"{last['size_weight_spearman']:+.3f}" in text and "## Evaluation" not in text
+    for png in _pngs(out):
+        assert f"]({png})" in text
+
+
+def test_report_of_an_evaluated_run_has_group_bars_and_its_table(tmp_path: Path) -> None:
+    run_dir = _make_run(tmp_path / "bcl", "bcl-i", evaluated=True)
+    assert run("report", run_dir, "--out", tmp_path / "out").exit_code == 0
+    assert "groups.png" in _pngs(tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| full-shot few | 30.00 |" in text and "| kNN top-1 | 30.00 |" in text
+
+
+def test_report_of_two_runs_puts_them_side_by_side(tmp_path: Path) -> None:
+    a = _make_run(tmp_path / "simclr", "simclr", evaluated=True)
+    b = _make_run(tmp_path / "bcl", "bcl-i", evaluated=True, seed=1)
+    assert run("report", a, b, "--out", tmp_path / "both").exit_code == 0
+    text = (tmp_path / "both" / "report.md").read_text()
+    assert "| method | simclr | bcl-i |" in text and "| full-shot few | 30.00 | 29.00 |" in text
+    assert {"simclr-weights.png", "bcl-weights.png", "groups.png"} <= _pngs(tmp_path / "both")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["report"], "Missing argument"),
+    (["report", "RUN_A", "RUN_B"], "several runs need --out"),
+    (["report", "NOWHERE"], "is not a directory"),
+])
+def test_report_refuses_bad_input(tmp_path: Path, args: list[str], fragment: str) -> None:
+    for name in ("RUN_A", "RUN_B"):
+        _make_run(tmp_path / name, "simclr")
+    assert_one_line_error(run(*[str(tmp_path / a) if a.isupper() else a for a in args]), fragment)
+
+
+def test_report_without_matplotlib_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = _make_run(tmp_path / "bcl", "bcl-i")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert_one_line_error(run("report", run_dir), "pip install -e '.[plot]'")
+
+
+@pytest.mark.slow
+def test_fidelity_trains_evaluates_tabulates_and_reports(tmp_path: Path) -> None:
+    """SimCLR against BCL-I for one epoch: the table's differences equal BCL's evaluation minus the
+    baseline's, read back from the runs' own eval files; rerunning resumes instead of retraining.
+    `eval` refuses to average the runs of two methods."""
+    out = tmp_path / "fidelity"
+    args = ["bench", "fidelity", "--out", out, "--pairs", "simclr", "--epochs", "1", "--num-classes", "3",
+            "--batch-size", "64", "--width", "16"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "fidelity.json").read_text())["table"]
+    evaluated = {m: json.loads(evaluation_path(out / m, 1).read_text())["shots"]["full"] for m in ("simclr", "bcl-i")}
+    assert len(table) == 4
+    for row in table:
+        assert row["difference"] == pytest.approx(evaluated["bcl-i"][row["number"]] - evaluated["simclr"][row["number"]])
+    assert (out / "report" / "groups.png").exists() and "| simclr / bcl-i | full-shot | few |" in (
+        out / "fidelity.md").read_text()
+    again = run(*args)
+    assert again.exit_code == 0 and "resuming" in again.output
+
+    mixed = run("eval", out / "simclr", out / "bcl-i")
+    assert_one_line_error(mixed, "runs of one method")
+    assert "evaluating" not in mixed.stderr  # refused before any work
+
+
+def test_eval_of_several_runs_gives_the_papers_mean_and_std() -> None:
+    """Fails if the std is the sample std (ddof 1) or a number is averaged over the wrong runs."""
+    from bcl_dali.evaluate import ACROSS_RUNS, across_runs
+    runs = [{"knn_top1": k, "shots": {"full": {key: value + i for i, key in enumerate(ACROSS_RUNS)}}}
+            for k, value in ((30.0, 10.0), (32.0, 14.0), (37.0, 21.0))]
+    summary = across_runs(runs)
+    assert summary["full"]["few"]["mean"] == pytest.approx(15.0 + 4)
+    assert summary["full"]["few"]["std"] == pytest.approx(np.std([10.0, 14.0, 21.0]))
+    assert summary["full"]["top1"]["std"] == pytest.approx(np.sqrt(((10 - 15) ** 2 + 1 + 36) / 3))
+    assert summary["knn"]["top1"]["mean"] == pytest.approx(33.0)
