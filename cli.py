@@ -44,7 +44,7 @@ class Commands(click.Group):
             click.echo(f"stopped: {error}", err=True)
             ctx.exit(INTERRUPTED_STATUS)
         except KeyboardInterrupt:
-            click.echo("stopped: interrupted before anything was written", err=True)
+            click.echo("stopped: interrupted", err=True)
             ctx.exit(INTERRUPTED_STATUS)
         except (UserError, SplitError) as error:
             message = str(error)

@@ -10,8 +10,20 @@ from typing import Iterator
 
 from bcl_dali.errors import UserError
 
-TEMP_PREFIX = "."
-"""Temporary files are hidden: `.NAME.XXXX.SUFFIX` beside the file they will replace."""
+TEMP_PREFIX = ".tmp-"
+"""Temporary files are hidden: `.tmp-NAME.XXXX.SUFFIX` beside the file they will replace."""
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+"""No space left, or the user's quota spent: either way the file was not written."""
+
+
+def _read_umask() -> int:
+    """Read once, at import: setting the umask briefly to read it races with other threads."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
 
 
 @contextmanager
@@ -27,14 +39,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise UserError(f"cannot write {path}: {error.strerror}; choose a writable place") from None
     os.close(handle)
     try:
-        os.chmod(temp, 0o666 & ~_umask())
+        os.chmod(temp, 0o666 & ~UMASK)
         yield Path(temp)
         with open(temp, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
     except OSError as error:
         Path(temp).unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
+        if error.errno in FULL_DISK:
             raise UserError(f"the disk is full: {path} was not written and keeps what it held; free space and "
                             "run again (a training run continues with --resume)") from None
         raise
@@ -50,12 +62,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files a killed writer left in `folder`."""
-    for stale in folder.glob(f"{TEMP_PREFIX}*.*"):
+    for stale in folder.glob(f"{TEMP_PREFIX}*"):
         if stale.is_file():
             stale.unlink(missing_ok=True)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -112,7 +112,7 @@ class TrainConfig:
             epochs=_default(self.epochs, budget.epochs),
             batch_size=_default(self.batch_size, budget.batch_size),
             lr=_default(self.lr, budget.lr),
-            warmup_epochs=_default(self.warmup_epochs, min(budget.warmup_epochs, _default(self.epochs, budget.epochs))),
+            warmup_epochs=_default(self.warmup_epochs, min(budget.warmup_epochs, max(_default(self.epochs, budget.epochs) - 1, 0))),
             weight_decay=_default(self.weight_decay, method.weight_decay),
             rand_k=_default(self.rand_k, method.rand_k),
             split=None if self.split is None else str(Path(self.split).resolve()),
@@ -137,9 +137,9 @@ class TrainConfig:
             (self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
             (self.num_classes >= 3, "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
             (self.workers is None or self.workers >= 0, "--workers must be >= 0"),
-            (self.epochs == 0 or self.warmup_epochs <= self.epochs,
-             f"--warmup-epochs {self.warmup_epochs} is longer than --epochs {self.epochs}: the learning rate would "
-             "never decay; give fewer warm-up epochs"),
+            (self.epochs == 0 or self.warmup_epochs < self.epochs,
+             f"--warmup-epochs {self.warmup_epochs} leaves no epoch of --epochs {self.epochs} for the cosine decay: "
+             "the learning rate would never decay; give fewer warm-up epochs"),
             (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
             (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
             (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),

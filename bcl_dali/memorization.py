@@ -64,7 +64,8 @@ class MemorizationStatistics:
         bins, groups_end = HISTOGRAM_BINS, HISTOGRAM_BINS + groups
         return {
             "weight_histogram": [int(round(c)) for c in packed[:bins]],
-            "weight_by_group": dict(zip(self.group_names, packed[bins:groups_end])),
+            "weight_by_group": {name: None if math.isnan(m) else m
+                                for name, m in zip(self.group_names, packed[bins:groups_end])},
             "size_weight_spearman": None if math.isnan(packed[groups_end]) else packed[groups_end],
             "class_weight_mean": [None if math.isnan(m) else m for m in packed[groups_end + 1:]],
         }

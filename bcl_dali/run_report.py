@@ -38,6 +38,16 @@ def evaluation_path(run: Path, epoch: int) -> Path:
     return run / f"{EVALUATION_PREFIX}{epoch}.json"
 
 
+def make_folder(out: Path) -> None:
+    """The output folder of a report or experiment, or a one-line error saying why not."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot make the folder {out}: {error.strerror}; choose another --out") from None
+
+
 def load_run(path: Path) -> Run:
     run = RunDir.open(path)
     evaluations = sorted(path.glob(f"{EVALUATION_PREFIX}*.json"),
@@ -55,9 +65,7 @@ def write_report(paths: list[Path], out: Path) -> Path:
     if len(set(names)) < len(names):
         raise UserError(f"two runs share the folder name {max(names, key=names.count)!r}; the report tells runs "
                         "apart by it, so rename or move one")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the report")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     by_name = {r.name: r.records for r in runs}
     figures: list[tuple[str, Path | None]] = [
         ("Contrastive loss", plots.curves(by_name, "loss", "loss", out / "loss.png")),
@@ -103,8 +111,9 @@ def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated
         last = next((r for r in reversed(run.records) if r.get("weight_by_group")), None)
         if last is not None:
             group = last["weight_by_group"]
-            lines.append(f"| {run.name} | {last['epoch']} | {group['many']:.3f} | {group['medium']:.3f} | "
-                         f"{group['few']:.3f} | {_cell(last.get('size_weight_spearman'), '+.3f')} |")
+            lines.append(f"| {run.name} | {last['epoch']} | " + " | ".join(
+                _cell(group[g], ".3f") for g in ("many", "medium", "few"))
+                + f" | {_cell(last.get('size_weight_spearman'), '+.3f')} |")
     if evaluated:
         lines += ["", "## Evaluation", "", "Top-1 (%) of the linear probes, by class group; kNN on the test set.",
                   "", "| probe | " + " | ".join(evaluated) + " |", "|---|" + "---|" * len(evaluated)]

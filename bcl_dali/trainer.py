@@ -6,6 +6,7 @@ trains one DDP replica; negatives, BatchNorm statistics and the momentum loss ar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import time
@@ -51,7 +52,7 @@ class EpochRecord:
     weight_mean: float
     weight_std: float
     memorization: dict[str, Any]
-    """bcl_dali.memorization's statistics of the weights that augmented this epoch."""
+    """bcl_dali.memorization's statistics of the weights that augmented this epoch; none in the first."""
 
     def as_dict(self) -> dict[str, Any]:
         record = dict(vars(self))
@@ -113,6 +114,7 @@ class Trainer:
         return EpochPlan(order, self.config.batch_size, params), weights
 
     def train_epoch(self, on_step: Callable[[RunningMean], None] = lambda loss: None) -> EpochRecord:
+        weighted = self.momentum.epochs_done > 0  # before any loss every weight is 0: nothing to describe
         plan, weights = self.plan_epoch()
         self.method.start_epoch(self.model, self.config)
         self.model.train()
@@ -133,7 +135,7 @@ class Trainer:
         return EpochRecord(epoch=self.epoch, loss=epoch_loss, lr=self.lr(self.step - 1), seconds=seconds,
                            samples_per_second=self.num_samples / seconds,
                            weight_mean=float(weights.mean()), weight_std=float(weights.std(correction=0)),
-                           memorization=self.memorization(weights))
+                           memorization=self.memorization(weights) if weighted else {})
 
     def contrast(self, batch: int) -> Contrast:
         """A step's global batch of `batch` samples, split over the ranks."""
@@ -158,8 +160,10 @@ class Trainer:
         dtype = view.dtype if self.bf16 else next(self.model.parameters()).dtype
         return view.to(self.device, dtype=dtype, non_blocking=True, memory_format=torch.channels_last)
 
+    @functools.cached_property
     def data_fingerprint(self) -> str:
-        """Which training set the momentum state belongs to: a resume must see the same images."""
+        """Which training set the momentum state belongs to: a resume must see the same images.
+        Hashed once: every epoch's state (kept for Ctrl-C) carries it."""
         digest = hashlib.sha256(self.data.train_indices.astype(np.int64).tobytes())
         digest.update(self.data.train.labels.astype(np.int64).tobytes())
         digest.update(self.data.train.images.tobytes())
@@ -167,7 +171,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "data": self.data_fingerprint(),
+            "data": self.data_fingerprint,
             "config": dataclasses.asdict(self.config),
             "epoch": self.epoch,
             "step": self.step,
@@ -186,9 +190,9 @@ class Trainer:
         missing = sorted({"data", "model", "optimizer", "momentum", "rng", "epoch", "step"} - set(state))
         if missing:
             raise UserError(f"the checkpoint lacks {missing}: it was not written by this version of `train`")
-        if state["data"] != self.data_fingerprint():
+        if state["data"] != self.data_fingerprint:
             raise UserError(f"the run was trained on other images ({state['data']}) than --data-dir / --split give now "
-                            f"({self.data_fingerprint()}); point to the run's data")
+                            f"({self.data_fingerprint}); point to the run's data")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 from bcl_dali.atomic import write_text_atomic
 from bcl_dali.device import resolve_device
-from bcl_dali.evaluate import evaluate_checkpoint, load_trained, shot_name
+from bcl_dali import plots
+from bcl_dali.evaluate import evaluate_checkpoint, load_trained, shot_name, shot_subsets
 from bcl_dali.reports import write_json
-from bcl_dali.run_report import evaluation_path, write_report
-from bcl_dali.run_training import load_run_data, start_run
+from bcl_dali.run_report import evaluation_path, make_folder, write_report
+from bcl_dali.run_training import load_run_data, new_config, start_run
 
 PAIRS = {"simclr": ("simclr", "bcl-i"), "sdclr": ("sdclr", "bcl-d")}
 """Each baseline and the BCL method built on it."""
@@ -27,7 +28,11 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
                  echo: Callable[[str], None]) -> dict[str, Any]:
     """Train (or resume) each method of `pairs` in out/METHOD with `settings` (train's flags), evaluate,
     and write out/fidelity.md, out/fidelity.json and out/report/."""
-    out.mkdir(parents=True, exist_ok=True)
+    plots.require_matplotlib()
+    make_folder(out)
+    probe_data = load_run_data(new_config({**settings, "device": device}))
+    for shot in shots:
+        shot_subsets(probe_data, shot)  # a probe the data cannot give is refused before any training
     evaluations: dict[str, dict[str, Any]] = {}
     methods = [method for pair in pairs for method in PAIRS[pair]]
     for method in methods:
@@ -44,10 +49,10 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
         write_json(result, evaluation_path(run, result["epoch"]))
         evaluations[method] = result
     table = fidelity_table(evaluations, pairs, shots)
-    report = write_report([out / method for method in methods], out / "report")
-    summary = {"settings": settings, "shots": shots, "table": table, "report": str(report)}
-    write_text_atomic(out / "fidelity.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(out / "fidelity.md", fidelity_markdown(table, settings) + "\n")
+    summary = {"settings": settings, "shots": shots, "table": table, "report": str(out / "report" / "report.md")}
+    write_text_atomic(out / "fidelity.json", json.dumps(summary, indent=2) + "\n")
+    write_report([out / method for method in methods], out / "report")
     return summary
 
 

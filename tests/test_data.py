@@ -12,6 +12,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 
 from bcl_dali.data import LongTailedData, load_data, load_pool
 from bcl_dali.errors import UserError
+from split import SplitError
 from split import long_tail_counts
 
 GENERATION_LIMIT_S = 20.0
@@ -178,7 +179,7 @@ def test_cifar_split_file_is_validated_against_the_pool(tmp_path: Path, monkeypa
     np.save(tmp_path / "split.npy", np.arange(0, 1200, 5))
     assert len(load_data("cifar100-lt", data_dir=tmp_path, split=tmp_path / "split.npy").train) == 240
     np.save(tmp_path / "wide.npy", np.arange(0, 50_000, 5))
-    with pytest.raises(UserError, match=r"outside the valid range \[0, 1200\)"):
+    with pytest.raises(SplitError, match=r"outside the valid range \[0, 1200\)"):
         load_data("cifar100-lt", data_dir=tmp_path, split=tmp_path / "wide.npy")
 
 

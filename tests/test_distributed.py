@@ -23,7 +23,7 @@ from tests.distributed_support import epochs, free_port, one_step, spawn
 
 REPO = Path(__file__).parents[1]
 TINY = ("--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--batch-size", "32", "--device", "cpu",
-        "--workers", "1", "--warmup-epochs", "1")
+        "--workers", "1", "--warmup-epochs", "0")
 
 
 def _load(path: Path):

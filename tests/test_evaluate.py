@@ -134,3 +134,29 @@ def test_a_class_without_test_images_is_left_out_of_its_group():
     groups = class_groups(np.array([1, 2, 3, 4]))  # few [0], medium [1], many [2, 3]
     result = group_accuracy(np.array([10.0, 20.0, np.nan, 40.0]), groups)
     assert (result.few, result.medium, result.many) == (10.0, 20.0, 40.0)
+
+
+def test_top5_counts_a_label_among_the_five_highest_scores() -> None:
+    """Hand-made scores over 7 classes: the label ranks 1st, 5th and 6th. Fails if top-5 takes the
+    lowest scores, or fewer or more than five."""
+    probe = torch.nn.Linear(7, 7, bias=False)
+    with torch.no_grad():
+        probe.weight.copy_(torch.eye(7))
+    scores = torch.tensor([[9.0, 1, 2, 3, 4, 5, 6], [5.0, 9, 8, 7, 6, 1, 2], [5.0, 9, 8, 7, 6, 1, 2]])
+    labels = torch.tensor([0, 0, 5])
+    ranked = predict(probe, scores, k=5)
+    assert ranked[:, 0].tolist() == [0, 1, 1]
+    assert (ranked == labels[:, None]).any(dim=1).tolist() == [True, True, False]
+
+
+def test_features_are_extracted_without_autocast(monkeypatch) -> None:
+    """The official evaluation extracts in fp32; fails if extract_features enters an autocast region."""
+    from bcl_dali.features import extract_features
+    from bcl_dali.methods import METHODS
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("autocast during feature extraction")
+
+    monkeypatch.setattr(torch, "autocast", refuse)
+    features = extract_features(METHODS["simclr"].build_model("resnet18", 16), np.zeros((3, 32, 32, 3), np.uint8), torch.device("cpu"))
+    assert features.dtype == torch.float32 and features.shape[0] == 3

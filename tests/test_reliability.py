@@ -449,7 +449,7 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes_e
                                      code=KILL_IN_CHECKPOINT_WRITE, env={"KILL_AT_CHECKPOINT": "3"}))
     assert process.wait(timeout=180) == -signal.SIGKILL, child_output(process)
 
-    assert list(out.glob(".last.pt.*")), "the kill did not happen inside the checkpoint write"
+    assert list(out.glob(".tmp-last.pt.*")), "the kill did not happen inside the checkpoint write"
     state = load_checkpoint(out / "last.pt")
     assert state["epoch"] == 1 and state["momentum"]["epochs_done"] == 1
     assert finished_epochs(out) == [1]
@@ -492,7 +492,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_previous_chec
     write_bytes, checkpoints, previous = Path.write_bytes, [], {}
 
     def disk_fills_up(self: Path, data) -> int:
-        if self.name.startswith(".last.pt."):
+        if self.name.startswith(".tmp-last.pt."):
             checkpoints.append(self)
             if len(checkpoints) == 3:  # epoch 0 at creation, epoch 1, then epoch 2's runs out of space
                 previous["last.pt"] = (out / "last.pt").read_bytes()
@@ -579,7 +579,7 @@ def test_a_run_with_a_config_but_no_checkpoint_is_started_over_by_resume(referen
     out = tmp_path / "run"
     out.mkdir()
     shutil.copyfile(reference.out / "config.json", out / "config.json")
-    (out / ".last.pt.abc123.pt").write_bytes(b"half a checkpoint")
+    (out / ".tmp-last.pt.abc123.pt").write_bytes(b"half a checkpoint")
 
     assert_one_line_error(run("train", *reference.args, "--out", out), f"--resume {out}")
     resumed = run("train", "--resume", out)

@@ -85,11 +85,17 @@ def test_report_of_two_runs_puts_them_side_by_side(tmp_path: Path) -> None:
     (["report"], "Missing argument"),
     (["report", "RUN_A", "RUN_B"], "several runs need --out"),
     (["report", "NOWHERE"], "is not a directory"),
+    (["report", "RUN_A", "--out", "AFILE/sub"], "cannot make the folder"),
+    (["report", "RUN_A", "--out", "AFILE"], "is a file"),
+    (["bench", "fidelity", "--out", "AFILE/sub", "--epochs", "1"], "cannot make the folder"),
+    (["bench", "fidelity", "--out", "OUT", "--pairs", "mocov2"], "--pairs 'mocov2'"),
+    (["bench", "fidelity", "--out", "OUT", "--shots", "7"], "--shots '7' is not available"),
 ])
 def test_report_refuses_bad_input(tmp_path: Path, args: list[str], fragment: str) -> None:
     for name in ("RUN_A", "RUN_B"):
         _make_run(tmp_path / name, "simclr")
-    assert_one_line_error(run(*[str(tmp_path / a) if a.isupper() else a for a in args]), fragment)
+    (tmp_path / "AFILE").write_text("not a folder")
+    assert_one_line_error(run(*[str(tmp_path / a) if a.split("/")[0].isupper() else a for a in args]), fragment)
 
 
 def test_report_without_matplotlib_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,8 @@ from bcl_dali.methods.simclr import SimCLRMethod
 from bcl_dali.checkpoint import load_checkpoint
 from bcl_dali.errors import UserError
 from bcl_dali.momentum import MomentumLoss
-from bcl_dali.run_training import start_run
+from bcl_dali.config import TrainConfig
+from bcl_dali.run_training import load_run_data, start_run
 from tests.cli_support import assert_one_line_error, run
 
 SMALL = ("--dataset", "synthetic-lt", "--num-classes", "10", "--width", "16", "--batch-size", "64",
@@ -50,6 +51,7 @@ def test_each_method_trains_two_epochs(tmp_path, method):
     assert records[1]["weight_mean"] == pytest.approx(after_epoch_1.mean(), abs=1e-6)  # 1/2: z has mean 0
     assert records[1]["weight_std"] == pytest.approx(after_epoch_1.std(), abs=1e-6) and after_epoch_1.std() > 0.01
     assert "knn_top1" in records[-1] and "kNN top-1" in result.stdout
+    _check_memorization_records(records, after_epoch_1, out)
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == method and config["rand_k"] == {"simclr": 0, "bcl-i": 1, "sdclr": 0, "bcl-d": 2}[method]
     state = load_checkpoint(out / "last.pt")
@@ -59,6 +61,19 @@ def test_each_method_trains_two_epochs(tmp_path, method):
     weights = momentum.weights().double().numpy()
     np.testing.assert_allclose(weights, bcl_weights(state["momentum"]["ema"]), rtol=0, atol=1e-6)
     assert weights.min() >= 0.0 and weights.max() <= 1.0 and (weights.min() == 0.0 or weights.max() == 1.0)
+
+
+def _check_memorization_records(records: list[dict], weights: np.ndarray, out: Path) -> None:
+    """Epoch 1 has no weights to describe; epoch 2's histogram and class means are those of the
+    epoch-1 weights, per the run's own classes.json."""
+    assert "weight_histogram" not in records[0]
+    counts = json.loads((out / "classes.json").read_text())["train_class_counts"]
+    assert records[1]["weight_histogram"] == np.histogram(weights, bins=20, range=(0, 1))[0].tolist()
+    labels = load_run_data(TrainConfig.load(out / "config.json")).train.labels
+    assert np.bincount(labels).tolist() == counts
+    means = [weights[labels == c].mean() for c in range(len(counts))]
+    np.testing.assert_allclose(records[1]["class_weight_mean"], means, atol=1e-6)
+    assert -1 <= records[1]["size_weight_spearman"] <= 1
 
 
 @pytest.mark.slow
