@@ -104,3 +104,14 @@ def test_probe_only_at_the_end_and_a_relative_split_from_anywhere(tmp_path: Path
     assert second.exit_code == 0, second.output
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["epoch"] == 2 and "probe_full_top1" in last
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("train", "--split-seed", "-3"), "--split-seed must be an integer in [0, 4294967295]"),
+    (("show", "--out", "/proc/views.png"), "cannot write /proc/views.png"),
+    (("show", "--out", "/nonexistent-folder/views.png"), "folder /nonexistent-folder does not exist"),
+])
+def test_seeds_and_unwritable_pictures_are_one_line(tmp_path: Path, monkeypatch, args, fragment) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run(*args), fragment)
+    assert list(tmp_path.iterdir()) == []
