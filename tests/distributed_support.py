@@ -61,7 +61,7 @@ def tiny_config(method: str, batch_size: int, epochs: int = 2) -> TrainConfig:
     difference in the last bit tenfold per step (one thread against two shows it), which would hide
     whether two runs compute the same thing."""
     return TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=batch_size,
-                       epochs=epochs, warmup_epochs=0, lr=0.01, device="cpu", workers=1, seed=5).resolve()
+                       epochs=epochs, warmup_epochs=1, lr=0.01, device="cpu", workers=1, seed=5).resolve()
 
 
 def one_step(out: Path, method: str, views: torch.Tensor, indices: torch.Tensor, batch_size: int) -> None:

@@ -23,7 +23,7 @@ from tests.distributed_support import epochs, free_port, one_step, spawn
 
 REPO = Path(__file__).parents[1]
 TINY = ("--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--batch-size", "32", "--device", "cpu",
-        "--workers", "1", "--warmup-epochs", "0")
+        "--workers", "1", "--warmup-epochs", "1")
 
 
 def _load(path: Path):
@@ -152,7 +152,7 @@ def test_torchrun_trains_resumes_and_evaluates_each_method(tmp_path, method):
     first = _torchrun("train", "--method", method, "--epochs", "2", "--stop-after", "1", "--out", str(out), *TINY)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("epoch 1/2") == 1  # rank 0 alone reports
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "config.json", "last.pt", "metrics.jsonl"]
     assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2
     if method == "bcl-i":
         resumed = _finish([_launch("cli.py", "train", "--resume", str(out))])[0]
@@ -183,7 +183,7 @@ def test_two_nodes_on_localhost_with_c10d_rendezvous(tmp_path):
     nodes = _finish([_launch("-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1", f"--node-rank={rank}",
                              "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", "--rdzv-id=bcl-test",
                              "--rdzv-conf=join_timeout=120", "cli.py", "train", "--method", "simclr", "--epochs", "1",
-                             "--out", str(out), *TINY)
+                             "--out", str(out), *TINY, "--warmup-epochs", "0")
                      for rank in range(2)])
     assert all(node.returncode == 0 for node in nodes), [node.stderr[-2000:] for node in nodes]
     assert torch.load(out / "last.pt", weights_only=True)["world_size"] == 2

@@ -365,13 +365,19 @@ runpy.run_path("cli.py", run_name="__main__")
 """Runs cli.py with the N-th checkpoint write killed (SIGKILL) half-way, before its rename."""
 
 
+def _default_sigint() -> None:
+    """A test run in the background (nohup, `&` in a script) inherits SIGINT ignored, and Python
+    then never raises KeyboardInterrupt; the child must see Ctrl-C as a terminal delivers it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, *argv: str, code: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """cli.py (or `code` standing in for it) in a child process, its output into files beside the test's."""
     command = [sys.executable, "-c", code] if code else [sys.executable, str(ROOT / "cli.py")]
     log = tmp_path / f"child-{time.monotonic_ns()}"
     with open(f"{log}.out", "w") as stdout, open(f"{log}.err", "w") as stderr:
         process = subprocess.Popen([*command, *argv], cwd=ROOT, env={**os.environ, **(env or {})},
-                                   stdout=stdout, stderr=stderr)
+                                   stdout=stdout, stderr=stderr, preexec_fn=_default_sigint)
     process.logs = (Path(f"{log}.out"), Path(f"{log}.err"))
     return process
 
