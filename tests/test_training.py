@@ -94,6 +94,7 @@ def test_resume_continues_exactly(tmp_path):
     torch.testing.assert_close(a["momentum"]["ema"], b["momentum"]["ema"], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reference_executor_trains(tmp_path):
     result = run("train", "--executor", "reference", "--epochs", "1", "--out", tmp_path / "ref", *SMALL)
     assert result.exit_code == 0, result.output
@@ -116,6 +117,7 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
     assert (out / "last.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_incompatible_resume_is_refused_but_the_divergence_remedies_are_recorded(tmp_path):
     """A resume may not change what the run computed (--temperature), but may lower --lr or change
     --precision, the remedies the NaN-loss message gives; the change is written into the run."""
