@@ -13,12 +13,12 @@ from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
 from bcl_dali.eval_report import across_runs_table, results_table
-from bcl_dali.evaluate import across_runs, check_one_kind, evaluate_checkpoint, load_trained, shot_subsets
+from bcl_dali.evaluate import across_runs, check_one_kind, check_shots, evaluate_checkpoint, load_trained
 from bcl_dali.methods import METHODS
 from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
-from bcl_dali.plots import per_class_accuracy, require_matplotlib
+from bcl_dali.plots import per_class_figure, require_matplotlib
 from bcl_dali.reports import check_output_path, write_json
-from bcl_dali.run_report import evaluation_path, write_report
+from bcl_dali.run_report import write_report
 from bcl_dali.run_training import load_run_data, start_run
 from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
 from benchmarks.fidelity import PAIRS, run_fidelity
@@ -212,16 +212,13 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
             checkpoint.config = dataclasses.replace(checkpoint.config, data_dir=str(data_dir))
     data = [load_run_data(checkpoint.config) for checkpoint in checkpoints]
     for each in data:
-        for shot in shot_list:
-            shot_subsets(each, shot)
+        check_shots(each, shot_list)
     results = []
     for target, checkpoint, each in zip(targets, checkpoints, data):
         click.echo(f"evaluating {target}", err=True)
         result = evaluate_checkpoint(checkpoint, each, where, shot_list,
                                      on_probe=lambda message: click.echo(f"  {message}", err=True))
         click.echo(results_table(result))
-        if target.is_dir():
-            write_json(result, evaluation_path(target, result["epoch"]))
         results.append(result)
     if len(results) > 1:
         summary = across_runs(results)
@@ -230,7 +227,7 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
     else:
         write_json(results[0], json_path)
     if plot is not None:
-        click.echo(f"wrote {per_class_accuracy(results[0], shot_list[0], plot)}")
+        click.echo(f"wrote {per_class_figure(results[0], shot_list[0], plot)}")
 
 
 @cli.command()

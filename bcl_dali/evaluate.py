@@ -24,10 +24,13 @@ from bcl_dali.features import extract_features
 from bcl_dali.knn import KNN_K, KNN_TEMPERATURE, knn_predict
 from bcl_dali.methods import METHODS
 from bcl_dali.probe import PROBE_BATCH, PROBE_EPOCHS, PROBE_FINAL_LR, PROBE_LR, PROBE_WEIGHT_DECAY, linear_probe, predict
+from bcl_dali.reports import write_json
 from bcl_dali.rundir import LAST, RunDir
 from split import class_groups, group_accuracy
 
 FULL = "full"
+EVALUATION_PREFIX = "eval-epoch"
+"""An evaluation of a run directory is kept in it as eval-epochE.json (`cli.py report` shows the latest)."""
 TOP_K = 5
 ACROSS_RUNS = ("top1", "top5", "many", "medium", "few", "group_std")
 """The numbers that the papers report as mean ± std over models pretrained on splits 1-5."""
@@ -43,6 +46,12 @@ class Checkpoint:
     model: nn.Module
     epoch: int
     path: Path
+    run: Path | None
+    """The run directory it was loaded from; None for a checkpoint file given by itself."""
+
+
+def evaluation_path(run: Path, epoch: int) -> Path:
+    return run / f"{EVALUATION_PREFIX}{epoch}.json"
 
 
 def load_trained(target: Path, device: torch.device) -> Checkpoint:
@@ -63,7 +72,7 @@ def load_trained(target: Path, device: torch.device) -> Checkpoint:
         raise UserError(f"the weights in {path} do not fit a {config.method} {config.arch} of width {config.width} "
                         "as its config says; the file was altered or mixes two runs") from None
     model.to(device, memory_format=torch.channels_last).eval()
-    return Checkpoint(config, model, int(state["epoch"]), path)
+    return Checkpoint(config, model, int(state["epoch"]), path, target if target.is_dir() else None)
 
 
 def shot_subsets(data: LongTailedData, shot: str) -> list[np.ndarray]:
@@ -139,12 +148,22 @@ def settings() -> dict[str, Any]:
             "knn": {"k": KNN_K, "temperature": KNN_TEMPERATURE, "similarity": "cosine"}}
 
 
+def check_shots(data: LongTailedData, shots: list[str]) -> None:
+    """Refuse, before any work, a probe setting that the data cannot give."""
+    for shot in shots:
+        shot_subsets(data, shot)
+
+
 def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: torch.device, shots: list[str],
                         on_probe: Callable[[str], None] = lambda _: None) -> dict:
+    """The evaluation with its provenance; kept in the checkpoint's run directory, if it has one."""
     results = evaluate(checkpoint.model, data, device, shots, seed=checkpoint.config.seed, on_probe=on_probe)
-    return {"checkpoint": str(checkpoint.path), "epoch": checkpoint.epoch, "method": checkpoint.config.method,
-            "dataset": checkpoint.config.dataset, "split": checkpoint.config.split, "device": str(device),
-            "settings": settings(), **results}
+    result = {"checkpoint": str(checkpoint.path), "epoch": checkpoint.epoch, "method": checkpoint.config.method,
+              "dataset": checkpoint.config.dataset, "split": checkpoint.config.split, "device": str(device),
+              "settings": settings(), **results}
+    if checkpoint.run is not None:
+        write_json(result, evaluation_path(checkpoint.run, checkpoint.epoch))
+    return result
 
 
 def check_one_kind(checkpoints: list[Checkpoint]) -> None:

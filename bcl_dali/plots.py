@@ -116,7 +116,7 @@ def group_bars(evaluations: dict[str, dict[str, Any]], shot: str, path: Path) ->
     return save(figure, path)
 
 
-def per_class_accuracy(result: dict[str, Any], shot: str, path: Path) -> Path:
+def per_class_figure(result: dict[str, Any], shot: str, path: Path) -> Path:
     """Per-class accuracy of one probe setting against the class's training images (log x)."""
     counts = result["train_class_counts"]
     accuracy = result["shots"][shot]["per_class"]

@@ -21,6 +21,16 @@ def check_output_path(path: Path | None, flag: str = "--json") -> None:
         raise UserError(f"{flag} {path}: folder {path.parent} is not writable; pick another path")
 
 
+def make_folder(out: Path, what: str = "the folder") -> None:
+    """An output folder (parents too), or a one-line error saying why not."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot make {what} {out}: {error.strerror}; choose another --out") from None
+
+
 def write_json(result: dict, path: Path | None) -> None:
     """Write `result` atomically; nothing when `path` is None."""
     if path is None:

@@ -15,14 +15,13 @@ from typing import Any
 from bcl_dali import plots
 from bcl_dali.atomic import write_text_atomic
 from bcl_dali.errors import UserError
-from bcl_dali.evaluate import FULL, shot_name
+from bcl_dali.evaluate import EVALUATION_PREFIX, FULL, shot_name
+from bcl_dali.reports import make_folder
 from bcl_dali.rundir import RunDir
 from split import class_groups
 
 SETTINGS = ("method", "dataset", "split", "imbalance", "epochs", "batch_size", "width", "arch", "lr", "temperature",
             "beta", "rand_k", "seed", "data_seed", "executor", "precision")
-EVALUATION_PREFIX = "eval-epoch"
-"""`cli.py eval` of a run directory leaves eval-epochE.json in it; the report takes the latest."""
 
 
 @dataclass
@@ -32,20 +31,6 @@ class Run:
     records: list[dict[str, Any]]
     class_counts: list[int] | None
     evaluation: dict[str, Any] | None
-
-
-def evaluation_path(run: Path, epoch: int) -> Path:
-    return run / f"{EVALUATION_PREFIX}{epoch}.json"
-
-
-def make_folder(out: Path) -> None:
-    """The output folder of a report or experiment, or a one-line error saying why not."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot make the folder {out}: {error.strerror}; choose another --out") from None
 
 
 def load_run(path: Path) -> Run:

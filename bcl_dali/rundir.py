@@ -15,6 +15,7 @@ from typing import Any, Iterator
 from bcl_dali.atomic import remove_stale_temporaries, write_text_atomic
 from bcl_dali.config import TrainConfig
 from bcl_dali.errors import UserError
+from bcl_dali.reports import make_folder
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -59,10 +60,7 @@ class RunDir:
         """A new run; never overwrites an earlier one."""
         run = cls(path)
         run.check_free()
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UserError(f"cannot make the run directory {path}: {error.strerror}; choose another --out") from None
+        make_folder(path, "the run directory")
         write_text_atomic(run.config_path, config.to_json() + "\n")
         return run
 

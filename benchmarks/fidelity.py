@@ -14,9 +14,9 @@ from typing import Any, Callable
 from bcl_dali.atomic import write_text_atomic
 from bcl_dali.device import resolve_device
 from bcl_dali import plots
-from bcl_dali.evaluate import evaluate_checkpoint, load_trained, shot_name, shot_subsets
-from bcl_dali.reports import write_json
-from bcl_dali.run_report import evaluation_path, make_folder, write_report
+from bcl_dali.evaluate import check_shots, evaluate_checkpoint, load_trained, shot_name
+from bcl_dali.reports import make_folder
+from bcl_dali.run_report import write_report
 from bcl_dali.run_training import load_run_data, new_config, start_run
 
 PAIRS = {"simclr": ("simclr", "bcl-i"), "sdclr": ("sdclr", "bcl-d")}
@@ -30,9 +30,7 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
     and write out/fidelity.md, out/fidelity.json and out/report/."""
     plots.require_matplotlib()
     make_folder(out)
-    probe_data = load_run_data(new_config({**settings, "device": device}))
-    for shot in shots:
-        shot_subsets(probe_data, shot)  # a probe the data cannot give is refused before any training
+    check_shots(load_run_data(new_config({**settings, "device": device})), shots)
     evaluations: dict[str, dict[str, Any]] = {}
     methods = [method for pair in pairs for method in PAIRS[pair]]
     for method in methods:
@@ -44,10 +42,8 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
         else:
             start_run(overrides, run, None, echo)
         checkpoint = load_trained(run, resolve_device(device))
-        result = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config), resolve_device(device), shots,
-                                     on_probe=lambda message: echo(f"  {method}: {message}"))
-        write_json(result, evaluation_path(run, result["epoch"]))
-        evaluations[method] = result
+        evaluations[method] = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config), resolve_device(device),
+                                                  shots, on_probe=lambda message: echo(f"  {method}: {message}"))
     table = fidelity_table(evaluations, pairs, shots)
     write_text_atomic(out / "fidelity.md", fidelity_markdown(table, settings) + "\n")
     summary = {"settings": settings, "shots": shots, "table": table, "report": str(out / "report" / "report.md")}

@@ -12,7 +12,7 @@ from PIL import Image
 
 from bcl_dali.config import TrainConfig
 from bcl_dali.memorization import MemorizationStatistics
-from bcl_dali.run_report import evaluation_path
+from bcl_dali.evaluate import evaluation_path
 from split import class_groups
 from tests.cli_support import assert_one_line_error, run
 
