@@ -98,12 +98,13 @@ def test_probe_only_at_the_end_and_a_relative_split_from_anywhere(tmp_path: Path
     first = run("train", "--probe", "--epochs", "2", "--stop-after", "1", "--split", "split.npy", "--out", out, *TINY)
     assert first.exit_code == 0, first.output
     assert "probe_full_top1" not in json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "full-shot probe" not in first.stdout  # nor in the stop's summary
     assert json.loads((out / "config.json").read_text())["split"] == str(work / "split.npy")
     monkeypatch.chdir(tmp_path)
     second = run("train", "--resume", out, "--split", work / "split.npy")
     assert second.exit_code == 0, second.output
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["epoch"] == 2 and "probe_full_top1" in last
+    assert last["epoch"] == 2 and "probe_full_top1" in last and "full-shot probe" in second.stdout
 
 
 @pytest.mark.parametrize("args,fragment", [
