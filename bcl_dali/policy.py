@@ -13,7 +13,10 @@ import numpy as np
 from pipelines.ops import MAX_MAGNITUDE, RAND_OPS
 from pipelines.params import AugParams, ViewParams
 
+ImageSizes = tuple[int, int] | tuple[np.ndarray, np.ndarray]
+
 CROP_SCALE = (0.1, 1.0)
+"""The reference's CIFAR crop scale; the ImageNet-LT and Places-LT recipes crop from 0.08 up."""
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 CROP_ATTEMPTS = 10
 FLIP_P = 0.5
@@ -35,6 +38,7 @@ class BoostPolicy:
 
     k: int
     strength: float = MAX_MAGNITUDE
+    crop_scale: tuple[float, float] = CROP_SCALE
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -51,14 +55,15 @@ class BoostPolicy:
         u = rng.random(len(weights))
         return MULTI_OP_FLOOR + (self.strength - MULTI_OP_FLOOR) * weights * u
 
-    def sample(self, weights: np.ndarray, rng: np.random.Generator, image_hw: tuple[int, int]) -> AugParams:
-        """Draw both views' parameters for samples with BCL weights `weights` (each in [0, 1])."""
+    def sample(self, weights: np.ndarray, rng: np.random.Generator, image_hw: ImageSizes) -> AugParams:
+        """Draw both views' parameters for samples with BCL weights `weights` (each in [0, 1]) of
+        images of `image_hw` pixels: one size for all, or (heights, widths) arrays, one per sample."""
         weights = np.asarray(weights, np.float64)
         magnitude = self.magnitudes(weights, rng) if self.k else np.zeros(len(weights))
         return AugParams(*(self._view(weights, magnitude, rng, image_hw) for _ in range(2)))
 
     def _view(self, weights: np.ndarray, magnitude: np.ndarray, rng: np.random.Generator,
-              image_hw: tuple[int, int]) -> ViewParams:
+              image_hw: ImageSizes) -> ViewParams:
         n, k = len(weights), self.k
         b, c, s, h = JITTER_STRENGTH
         factors = np.stack([
@@ -66,7 +71,7 @@ class BoostPolicy:
             rng.uniform(1 - s, 1 + s, n), rng.uniform(-h, h, n),
         ], axis=1)
         return ViewParams(
-            crop=crop_boxes(rng, n, *image_hw),
+            crop=crop_boxes(rng, n, *image_hw, scale=self.crop_scale),
             flip=rng.random(n) < FLIP_P,
             jitter=rng.random(n) < JITTER_P,
             jitter_factors=factors.astype(np.float32),
@@ -80,38 +85,42 @@ class BoostPolicy:
         )
 
 
-def crop_boxes(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
+def crop_boxes(rng: np.random.Generator, n: int, height: int | np.ndarray, width: int | np.ndarray,
+               scale: tuple[float, float] = CROP_SCALE) -> np.ndarray:
     """RandomResizedCrop boxes (top, left, h, w) drawn as torchvision's `get_params` draws them.
 
     Ten attempts of (area, log-aspect) per sample, the first that fits wins, else the central
-    fallback crop; vectorised over samples instead of looping.
+    fallback crop; vectorised over samples instead of looping. `height` and `width` are one
+    image size or one per sample (image folders).
     """
-    area = height * width
+    height = np.broadcast_to(np.asarray(height, np.int64), (n,))
+    width = np.broadcast_to(np.asarray(width, np.int64), (n,))
+    area = (height * width)[:, None]
     log_ratio = np.log(CROP_RATIO)
-    target = area * rng.uniform(*CROP_SCALE, (n, CROP_ATTEMPTS))
+    target = area * rng.uniform(*scale, (n, CROP_ATTEMPTS))
     aspect = np.exp(rng.uniform(*log_ratio, (n, CROP_ATTEMPTS)))
     w = np.round(np.sqrt(target * aspect)).astype(np.int64)
     h = np.round(np.sqrt(target / aspect)).astype(np.int64)
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    fits = (w > 0) & (w <= width[:, None]) & (h > 0) & (h <= height[:, None])
     first = fits.argmax(axis=1)
     rows = np.arange(n)
     h, w = h[rows, first], w[rows, first]
 
     fallback = ~fits.any(axis=1)
     if fallback.any():
-        h[fallback], w[fallback] = _central_fallback(height, width)
+        h[fallback], w[fallback] = _central_fallback(height[fallback], width[fallback])
     top = np.floor(rng.random(n) * (height - h + 1)).astype(np.int64)
     left = np.floor(rng.random(n) * (width - w + 1)).astype(np.int64)
-    top[fallback] = (height - h[fallback]) // 2
-    left[fallback] = (width - w[fallback]) // 2
+    top[fallback] = (height[fallback] - h[fallback]) // 2
+    left[fallback] = (width[fallback] - w[fallback]) // 2
     return np.stack([top, left, h, w], axis=1).astype(np.int32)
 
 
-def _central_fallback(height: int, width: int) -> tuple[int, int]:
+def _central_fallback(height: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision's whole-image fallback, clipped to the aspect range (Python's round: half to even, as numpy's)."""
     in_ratio = width / height
-    if in_ratio < CROP_RATIO[0]:
-        return int(round(width / CROP_RATIO[0])), width
-    if in_ratio > CROP_RATIO[1]:
-        return height, int(round(height * CROP_RATIO[1]))
-    return height, width
+    narrow, wide = in_ratio < CROP_RATIO[0], in_ratio > CROP_RATIO[1]
+    h = np.where(narrow, np.round(width / CROP_RATIO[0]).astype(np.int64), height)
+    w = np.where(wide, np.round(height * CROP_RATIO[1]).astype(np.int64), width)
+    return h, w
 
