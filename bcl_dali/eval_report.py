@@ -3,6 +3,7 @@ the papers' mean ± std over several runs."""
 from __future__ import annotations
 
 from bcl_dali.evaluate import ACROSS_RUNS, shot_name
+from split.groups import FEW_BELOW, MANY_ABOVE
 
 
 def results_table(result: dict) -> str:
@@ -14,6 +15,10 @@ def results_table(result: dict) -> str:
         lines.append(f"{shot_name(shot):<10}{top1:>16}{row['top5']:>8.2f}{row['many']:>8.2f}{row['medium']:>8.2f}"
                      f"{row['few']:>8.2f}{row['group_std']:>11.2f}")
     lines.append(f"kNN top-1 (k = {result['settings']['knn']['k']}, probe pool as bank): {result['knn_top1']:.2f}")
+    sizes = {name: len(ids) for name, ids in result["groups"].items()}
+    rule = (f"Many > {MANY_ABOVE}, Medium {FEW_BELOW}-{MANY_ABOVE}, Few < {FEW_BELOW} training images"
+            if result.get("grouping") == "counts" else "the classes in thirds by training images")
+    lines.append(f"groups: {rule} ({sizes['many']} / {sizes['medium']} / {sizes['few']} classes)")
     lines.append(f"accuracies in %; chance {100 / result['num_classes']:.2f}; ± is the std over this model's "
                  "few-shot probe subsets, not the papers' std over pretraining splits (give eval several runs "
                  "for that); group std is the std of Many / Medium / Few (lower is more balanced)")

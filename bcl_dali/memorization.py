@@ -36,13 +36,14 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class MemorizationStatistics:
     """Per-epoch summaries of the weights, grouped by the training split's classes."""
 
-    def __init__(self, train_labels: np.ndarray, num_classes: int, device: torch.device) -> None:
+    def __init__(self, train_labels: np.ndarray, num_classes: int, device: torch.device,
+                 grouping: str = "thirds") -> None:
         counts = np.bincount(train_labels, minlength=num_classes)
         self.present = torch.as_tensor(np.flatnonzero(counts), device=device)
         """Classes with training samples; an empty class has no weight to average."""
         self.labels = torch.as_tensor(train_labels, device=device)
         self.counts = torch.as_tensor(counts, dtype=torch.float64, device=device)
-        groups = class_groups(counts)
+        groups = class_groups(counts, grouping)
         self.group_names = [name for name, _ in groups.items()]
         self.group_of_class = torch.empty(num_classes, dtype=torch.int64, device=device)
         for g, (_, ids) in enumerate(groups.items()):

@@ -31,6 +31,7 @@ class Run:
     records: list[dict[str, Any]]
     class_counts: list[int] | None
     evaluation: dict[str, Any] | None
+    grouping: str = "thirds"
 
 
 def load_run(path: Path) -> Run:
@@ -39,7 +40,7 @@ def load_run(path: Path) -> Run:
                          key=lambda p: int(p.stem.removeprefix(EVALUATION_PREFIX)))
     evaluation = json.loads(evaluations[-1].read_text()) if evaluations else None
     return Run(path.resolve().name, json.loads(run.config_path.read_text()), run.read_metrics(), run.class_counts(),
-               evaluation)
+               evaluation, run.grouping())
 
 
 def write_report(paths: list[Path], out: Path) -> Path:
@@ -63,7 +64,7 @@ def write_report(paths: list[Path], out: Path) -> Path:
         figures.append((f"{run.name}: weights over the epochs",
                         plots.weight_heatmap(run.name, run.records, out / f"{run.name}-weights.png")))
         if run.class_counts is not None:
-            groups = {name: ids.tolist() for name, ids in class_groups(run.class_counts).items()}
+            groups = {name: ids.tolist() for name, ids in class_groups(run.class_counts, run.grouping).items()}
             figures.append((f"{run.name}: mean weight against class size", plots.weight_against_class_size(
                 run.name, run.records, run.class_counts, groups, out / f"{run.name}-weight-by-size.png")))
     evaluated = {r.name: r.evaluation for r in runs if r.evaluation is not None}

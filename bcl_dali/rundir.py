@@ -94,15 +94,22 @@ class RunDir:
         finally:
             os.close(descriptor)
 
-    def save_class_counts(self, counts: list[int]) -> None:
-        """Written once per run (a resume of an older run adds it); the data of a run never changes."""
+    def save_class_counts(self, counts: list[int], grouping: str = "thirds") -> None:
+        """Written once per run (a resume of an older run adds it); the data of a run never changes.
+        `grouping` is how its classes form Many / Medium / Few (split.groups)."""
         if not self.classes_path.exists():
-            write_text_atomic(self.classes_path, json.dumps({"train_class_counts": counts}) + "\n")
+            write_text_atomic(self.classes_path, json.dumps({"train_class_counts": counts, "grouping": grouping}) + "\n")
 
     def class_counts(self) -> list[int] | None:
         if not self.classes_path.exists():
             return None
         return json.loads(self.classes_path.read_text())["train_class_counts"]
+
+    def grouping(self) -> str:
+        """The run's Many / Medium / Few rule; runs from before image folders are all CIFAR-like (thirds)."""
+        if not self.classes_path.exists():
+            return "thirds"
+        return json.loads(self.classes_path.read_text()).get("grouping", "thirds")
 
     def load_config(self) -> TrainConfig:
         return TrainConfig.load(self.config_path)

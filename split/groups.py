@@ -1,8 +1,10 @@
 """Many / Medium / Few class groups and the balance of accuracy across them.
 
-The reference's rule (`disjoint_summary`): sort classes by their training count, ascending; the
-first C // 3 are Few, the next C // 3 Medium, the rest Many (33 / 33 / 34 for 100 classes). Ties
-are broken by class id (a stable sort), so the groups are the same on every platform.
+Two rules. "thirds", the reference's for CIFAR-100-LT (`disjoint_summary`): sort classes by their
+training count, ascending; the first C // 3 are Few, the next C // 3 Medium, the rest Many
+(33 / 33 / 34 for 100 classes); ties are broken by class id (a stable sort), so the groups are the
+same on every platform. "counts", ImageNet-LT's and Places-LT's (Liu et al., 2019): Many above 100
+training images, Medium 20 to 100, Few below 20; a group may then be empty.
 """
 from __future__ import annotations
 
@@ -36,7 +38,20 @@ class GroupAccuracy:
     std: float
 
 
-def class_groups(class_counts: np.ndarray) -> ClassGroups:
+GROUPINGS = ("thirds", "counts")
+MANY_ABOVE = 100
+FEW_BELOW = 20
+
+
+def class_groups(class_counts: np.ndarray, grouping: str = "thirds") -> ClassGroups:
+    if grouping == "counts":
+        counts = np.asarray(class_counts)
+        order = np.argsort(counts, kind="stable")
+        ranked = counts[order]
+        return ClassGroups(many=order[ranked > MANY_ABOVE], medium=order[(ranked >= FEW_BELOW) & (ranked <= MANY_ABOVE)],
+                           few=order[ranked < FEW_BELOW])
+    if grouping != "thirds":
+        raise ValueError(f"unknown grouping {grouping!r}; choose one of {', '.join(GROUPINGS)}")
     if len(class_counts) < 3:
         raise SplitError(f"Many / Medium / Few groups need at least 3 classes, got {len(class_counts)}; "
                          "BCL's statistics and evaluation split the classes into thirds, use data with 3 or more")
@@ -46,7 +61,14 @@ def class_groups(class_counts: np.ndarray) -> ClassGroups:
 
 
 def group_accuracy(per_class_accuracy: np.ndarray, groups: ClassGroups) -> GroupAccuracy:
-    """The reference's group summary; its std is the balance measure (lower is more balanced)."""
+    """The reference's group summary; its std is the balance measure (lower is more balanced).
+    An empty group, or one whose classes have no test images, is NaN and left out of the std."""
     accuracy = np.asarray(per_class_accuracy, np.float64)
-    means = [float(np.nanmean(accuracy[ids])) for _, ids in groups.items()]
-    return GroupAccuracy(*means, std=float(np.std(means)))
+    means = [_mean_of(accuracy[ids]) for _, ids in groups.items()]
+    present = [m for m in means if not np.isnan(m)]
+    return GroupAccuracy(*means, std=float(np.std(present)) if present else float("nan"))
+
+
+def _mean_of(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")

@@ -29,12 +29,23 @@ def long_tail_counts(num_classes: int, max_per_class: int, imbalance: float) -> 
     return counts
 
 
-def long_tailed_subset(labels: np.ndarray, imbalance: float, seed: Seed, *,
+def long_tailed_subset(labels: np.ndarray, imbalance: float, seed: Seed | None, *,
                        max_per_class: int | None = None, num_classes: int | None = None) -> np.ndarray:
     """Sorted positions into `labels` that follow the long-tailed profile (class 0 the head).
 
     `max_per_class` defaults to 90% of the smallest class, which gives CIFAR-100's 450 of 500.
+    With a seed, each class's images are drawn at random; with None, each class keeps its first
+    images in pool order (an image folder's files, sorted by name).
     """
+    sizes, counts = _profile(labels, imbalance, max_per_class, num_classes)
+    if seed is None:
+        return _first_per_class(labels, sizes, counts)
+    return _draw_per_class(labels, sizes, counts, np.random.default_rng(seed))
+
+
+def _profile(labels: np.ndarray, imbalance: float, max_per_class: int | None,
+             num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's size in the pool and its count in the profile, checked to fit."""
     sizes = _class_sizes(labels, num_classes)
     if max_per_class is None:
         max_per_class = int(sizes.min()) * 9 // 10
@@ -44,7 +55,7 @@ def long_tailed_subset(labels: np.ndarray, imbalance: float, seed: Seed, *,
         c = short[0]
         raise SplitError(f"class {c} has {sizes[c]} images but the long-tailed profile asks for {counts[c]} "
                         f"(max per class {max_per_class}, imbalance {imbalance:g}); lower the max per class")
-    return _draw_per_class(labels, sizes, counts, np.random.default_rng(seed))
+    return sizes, counts
 
 
 def few_shot_subset(labels: np.ndarray, shots: int, seed: Seed, *, num_classes: int | None = None) -> np.ndarray:
@@ -64,6 +75,13 @@ def _class_sizes(labels: np.ndarray, num_classes: int | None) -> np.ndarray:
     if sizes.min() == 0:
         raise SplitError(f"class {sizes.argmin()} has no images in the pool; every class needs at least one")
     return sizes
+
+
+def _first_per_class(labels: np.ndarray, sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The first counts[c] positions of class c, in pool order."""
+    by_class = np.argsort(labels, kind="stable")
+    rank_in_class = np.arange(len(labels)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.sort(by_class[rank_in_class < np.repeat(counts, sizes)])
 
 
 def _draw_per_class(labels: np.ndarray, sizes: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:

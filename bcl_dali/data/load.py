@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bcl_dali.data.cifar import CIFAR, cifar_pool
+from bcl_dali.data.folder import FolderLists, folder_pool
 from bcl_dali.data.npz import npz_pool
 from bcl_dali.data.sets import ImageSet, LongTailedData, TrainPool
 from bcl_dali.data.synthetic import synthetic_pool
@@ -14,16 +15,18 @@ from bcl_dali.atomic import atomic_path
 from bcl_dali.errors import UserError
 from split import SHOT_SIZES, find_reference_files, few_shot_subset, load_index_file, long_tailed_subset
 
-DATASETS = ("synthetic-lt", *CIFAR, "npz")
+DATASETS = ("synthetic-lt", *CIFAR, "npz", "folder")
 SHOT_SUBSETS = 5
 """Few-shot subsets per size, as in the reference (whose results average over five)."""
 
 
 def load_pool(dataset: str, *, data_dir: str | os.PathLike | None = None, download: bool = False,
-              num_classes: int = 100, seed: int = 0) -> TrainPool:
+              num_classes: int = 100, seed: int = 0, lists: FolderLists = FolderLists(),
+              imbalance: float = 100.0) -> TrainPool:
     """A source's training pool; cheap for synthetic-lt, whose pixels are rendered on demand.
 
-    `num_classes` and `seed` shape synthetic-lt only; the other sources are what their files hold.
+    `num_classes` and `seed` shape synthetic-lt only; `lists` and `imbalance` the folder source
+    (a tree's long-tailed subset is part of its pool); the other sources are what their files hold.
     """
     if dataset == "synthetic-lt":
         return synthetic_pool(num_classes, seed)
@@ -31,19 +34,26 @@ def load_pool(dataset: str, *, data_dir: str | os.PathLike | None = None, downlo
         return cifar_pool(dataset, data_dir, download)
     if dataset == "npz":
         return npz_pool(data_dir)
+    if dataset == "folder":
+        return folder_pool(data_dir, lists, imbalance)
     raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
 def load_data(dataset: str, *, data_dir: str | os.PathLike | None = None, split: str | os.PathLike | None = None,
               imbalance: float = 100.0, split_seed: int = 0, download: bool = False, num_classes: int = 100,
-              seed: int = 0) -> LongTailedData:
-    """The training subset comes from `split` (an index file) or is drawn with `imbalance` and `split_seed`.
+              seed: int = 0, lists: FolderLists = FolderLists()) -> LongTailedData:
+    """The training subset comes from `split` (an index file), the source itself (image folders),
+    or is drawn with `imbalance` and `split_seed`.
 
     A split in the reference's folder layout brings the reference's probe pool and few-shot files
     along; otherwise the source's probe pool is used and few-shot subsets are drawn with `seed`.
     """
-    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=num_classes, seed=seed)
-    if split is None:
+    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=num_classes, seed=seed,
+                     lists=lists, imbalance=imbalance)
+    if split is None and pool.train_indices is not None:
+        train_indices = pool.train_indices
+        reference = None
+    elif split is None:
         train_indices = long_tailed_subset(pool.labels, imbalance, split_seed, num_classes=pool.num_classes)
         reference = None
     else:
@@ -66,7 +76,7 @@ def load_data(dataset: str, *, data_dir: str | os.PathLike | None = None, split:
 
     return LongTailedData(name=pool.name, num_classes=pool.num_classes, train=image_set(train_indices),
                           train_indices=train_indices, probe=image_set(probe_indices), probe_indices=probe_indices,
-                          test=pool.test(), shots=shots)
+                          test=pool.test(), shots=shots, grouping="counts" if dataset == "folder" else "thirds")
 
 
 def _drawn_shots(probe_labels: np.ndarray, num_classes: int, seed: int) -> dict[int, list[np.ndarray]]:

@@ -6,16 +6,24 @@ from typing import Callable
 
 import numpy as np
 
+from bcl_dali.data.files import ImageFiles
+from split import ClassGroups, class_groups
+
 
 @dataclass(frozen=True)
 class ImageSet:
-    images: np.ndarray
-    """(N, H, W, 3) uint8, C-contiguous: ready to move to the device as one tensor."""
+    images: np.ndarray | ImageFiles
+    """(N, H, W, 3) uint8, C-contiguous: ready to move to the device as one tensor; or, for image
+    folders, the files."""
     labels: np.ndarray
     """(N,) int64 class ids."""
 
     def __post_init__(self) -> None:
         images, labels = self.images, self.labels
+        if isinstance(images, ImageFiles):
+            if labels.dtype != np.int64 or labels.shape != (len(images),):
+                raise ValueError(f"labels must be ({len(images)},) int64, got {labels.dtype} {labels.shape}")
+            return
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not images.flags.c_contiguous:
             raise ValueError(f"images must be C-contiguous (N, H, W, 3) uint8, got {images.dtype} {images.shape}")
         if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
@@ -23,6 +31,10 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def on_disk(self) -> bool:
+        return isinstance(self.images, ImageFiles)
 
 
 @dataclass(frozen=True)
@@ -42,11 +54,16 @@ class LongTailedData:
     test: ImageSet
     shots: dict[int, list[np.ndarray]]
     """Shots per class -> few-shot subsets, each as sorted positions into `probe`."""
+    grouping: str = "thirds"
+    """How classes form Many / Medium / Few (split.groups): thirds for CIFAR, counts for image folders."""
 
     @property
     def train_class_counts(self) -> np.ndarray:
         """Training images per class: what Many / Medium / Few groups are formed from."""
         return np.bincount(self.train.labels, minlength=self.num_classes)
+
+    def class_groups(self) -> ClassGroups:
+        return class_groups(self.train_class_counts, self.grouping)
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,9 @@ class TrainPool:
     """(N,) int64 labels of the whole training pool; split files index into it."""
     probe_indices: np.ndarray
     """The source's balanced probe pool, used unless a reference layout supplies one."""
-    images: Callable[[np.ndarray], np.ndarray]
-    """Pool indices -> their (n, H, W, 3) uint8 images."""
+    images: Callable[[np.ndarray], np.ndarray | ImageFiles]
+    """Pool indices -> their (n, H, W, 3) uint8 images (or their files)."""
     test: Callable[[], ImageSet]
+    train_indices: np.ndarray | None = None
+    """The source's own training set (an image folder's train list or tree subset), used unless
+    --split gives one; None where the split is drawn from the pool with --imbalance."""

@@ -1,0 +1,215 @@
+"""`folder`: images on disk, as ImageNet-LT and Places-LT are published, or as a class-subfolder tree.
+
+Two layouts under `--data-dir ROOT`:
+- file lists: one "relative/path.jpg label" per line (paths relative to ROOT, labels 0..C-1), a
+  train list (the long-tailed training set itself) and a test list; the probe pool is the probe
+  list if given (e.g. the full balanced training set, for 100-shot probes), else the val list,
+  else the train list;
+- a tree `ROOT/train/CLASS/*.jpg` with `ROOT/test/CLASS/` (or `ROOT/val/CLASS/`); classes are the
+  sorted subfolder names, the whole train tree is the pool and the probe pool, and the training
+  set is a long-tailed subset drawn with `--imbalance` that keeps each class's first files by name.
+
+Every file is checked before training starts (present, a readable image, its label in range, no
+list empty), and its size, byte size and modification time are read once: the sampler draws crop
+boxes from the sizes, resume fingerprints the set from all three.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.sets import ImageSet, TrainPool
+from bcl_dali.device import cpu_count
+from bcl_dali.errors import UserError
+from split import long_tailed_subset
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+TREE_TRAIN = "train"
+TREE_TESTS = ("test", "val")
+
+
+@dataclass(frozen=True)
+class FolderLists:
+    """The list files of a folder data set; all None for a class-subfolder tree."""
+
+    train: str | None = None
+    test: str | None = None
+    val: str | None = None
+    probe: str | None = None
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """Parsed lines: paths relative to the root, labels, and where each came from (for messages)."""
+
+    paths: list[str]
+    labels: np.ndarray
+    origins: list[str]
+
+
+def folder_pool(data_dir: str | os.PathLike | None, lists: FolderLists, imbalance: float) -> TrainPool:
+    if data_dir is None:
+        raise UserError("--dataset folder needs --data-dir ROOT, the folder the list files' paths are relative to "
+                        "(or that holds train/CLASS/ subfolders)")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"--data-dir {root} is not a folder; give the data set's root folder")
+    if lists.train is None and lists.test is None:
+        return _tree_pool(root, imbalance)
+    if lists.train is None or lists.test is None:
+        given, missing = ("--train-list", "--test-list") if lists.test is None else ("--test-list", "--train-list")
+        raise UserError(f"{given} needs {missing} too (or give neither, for a ROOT/train/CLASS/ tree)")
+    train = _read_list(Path(lists.train))
+    num_classes = _classes_of(train, lists.train)
+    test = _read_list(Path(lists.test))
+    probe_list = lists.probe or lists.val
+    probe = _read_list(Path(probe_list)) if probe_list else None
+    for entries, name in ((test, lists.test), (probe, probe_list)):
+        if entries is not None:
+            _check_range(entries, num_classes, name, lists.train)
+    files = _scan(root, [train, test] + ([probe] if probe else []))
+    train_files, test_files = files[0], files[1]
+    if probe is None:
+        pool_files, pool_labels = train_files, train.labels
+        probe_indices = np.arange(len(train.labels), dtype=np.int64)
+    else:
+        pool_files = _concat(train_files, files[2])
+        pool_labels = np.concatenate([train.labels, probe.labels])
+        probe_indices = np.arange(len(train.labels), len(pool_labels), dtype=np.int64)
+    return TrainPool(name="folder", num_classes=num_classes, labels=pool_labels, probe_indices=probe_indices,
+                     images=lambda indices: pool_files[indices], test=lambda: ImageSet(test_files, test.labels),
+                     train_indices=np.arange(len(train.labels), dtype=np.int64))
+
+
+def _tree_pool(root: Path, imbalance: float) -> TrainPool:
+    train_dir = root / TREE_TRAIN
+    if not train_dir.is_dir():
+        raise UserError(f"{root} has no {TREE_TRAIN}/ folder; give --train-list and --test-list, or lay the images "
+                        f"out as {TREE_TRAIN}/CLASS/*.jpg")
+    classes = sorted(entry.name for entry in train_dir.iterdir() if entry.is_dir())
+    if len(classes) < 3:
+        raise UserError(f"{train_dir} holds {len(classes)} class folder(s); Many / Medium / Few need at least 3")
+    test_dir = next((root / name for name in TREE_TESTS if (root / name).is_dir()), None)
+    if test_dir is None:
+        raise UserError(f"{root} has no {' or '.join(TREE_TESTS)}/ folder of test images; add one, laid out as "
+                        f"{TREE_TRAIN}/ is")
+    train = _read_tree(root, train_dir, classes)
+    test = _read_tree(root, test_dir, classes)
+    files = _scan(root, [train, test])
+    train_indices = long_tailed_subset(train.labels, imbalance, None, num_classes=len(classes))
+    return TrainPool(name="folder", num_classes=len(classes), labels=train.labels,
+                     probe_indices=np.arange(len(train.labels), dtype=np.int64),
+                     images=lambda indices: files[0][indices], test=lambda: ImageSet(files[1], test.labels),
+                     train_indices=train_indices)
+
+
+def _read_tree(root: Path, folder: Path, classes: list[str]) -> _Entries:
+    unknown = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in classes)
+    if unknown:
+        raise UserError(f"{folder / unknown[0]} is a class that {root / TREE_TRAIN} lacks; every class of "
+                        f"{folder.name}/ needs a {TREE_TRAIN}/ folder too")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        names = sorted(entry.name for entry in (folder / name).iterdir()
+                       if entry.suffix.lower() in IMAGE_SUFFIXES) if (folder / name).is_dir() else []
+        if not names and folder.name == TREE_TRAIN:
+            raise UserError(f"{folder / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); every class needs some")
+        paths += [f"{folder.name}/{name}/{file}" for file in names]
+        labels += [label] * len(names)
+    if not paths:
+        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders; add some")
+    return _Entries(paths, np.asarray(labels, np.int64), [str(folder / path) for path in paths])
+
+
+def _read_list(path: Path) -> _Entries:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise UserError(f"list file {path} does not exist; give the path of a \"relative/path.jpg label\" list") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read list file {path} ({error}); it must be a text file") from None
+    paths, labels, origins = [], [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise UserError(f"{path} line {number} is {line.strip()!r}; every line must be \"relative/path.jpg label\" "
+                            "with an integer label")
+        paths.append(parts[0].strip())
+        labels.append(int(parts[1]))
+        origins.append(f"{path} line {number}")
+    if not paths:
+        raise UserError(f"list file {path} is empty; it needs one \"relative/path.jpg label\" line per image")
+    labels_array = np.asarray(labels, np.int64)
+    if labels_array.min() < 0:
+        where = origins[int(labels_array.argmin())]
+        raise UserError(f"{where} has label {labels_array.min()}; labels must be 0..C-1")
+    return _Entries(paths, labels_array, origins)
+
+
+def _classes_of(train: _Entries, name: str) -> int:
+    classes = np.unique(train.labels)
+    num_classes = int(classes[-1]) + 1
+    if len(classes) < num_classes:
+        missing = int(np.flatnonzero(classes != np.arange(len(classes)))[0])
+        raise UserError(f"{name}: class {missing} has no images; labels must be 0..C-1 with every class in the "
+                        "train list")
+    if num_classes < 3:
+        raise UserError(f"{name} has {num_classes} classes; Many / Medium / Few need at least 3")
+    return num_classes
+
+
+def _check_range(entries: _Entries, num_classes: int, name: str, train_name: str) -> None:
+    outside = np.flatnonzero(entries.labels >= num_classes)
+    if len(outside):
+        first = outside[0]
+        raise UserError(f"{entries.origins[first]} has label {entries.labels[first]}, out of range: {train_name} has "
+                        f"classes 0..{num_classes - 1} ({len(outside)} line(s) of {name} are outside); relabel them")
+
+
+def _concat(first: ImageFiles, second: ImageFiles) -> ImageFiles:
+    return ImageFiles(first.root, *(np.concatenate([getattr(first, name), getattr(second, name)])
+                                   for name in ("paths", "heights", "widths", "bytes", "mtimes")))
+
+
+def _scan(root: Path, sets: list[_Entries]) -> list[ImageFiles]:
+    """Every set's files, checked and measured; refuses, naming the first, if any is missing or unreadable."""
+    paths = [path for entries in sets for path in entries.paths]
+    origins = [origin for entries in sets for origin in entries.origins]
+    with ThreadPoolExecutor(max(4, 2 * cpu_count())) as pool:
+        facts = list(pool.map(lambda path: _facts(root / path), paths, chunksize=256))
+    for problem, fix in (("missing", "check --data-dir and the list"),
+                         ("unreadable", "replace or remove the file (it is not an image PIL can open)")):
+        bad = [i for i, fact in enumerate(facts) if fact == problem]
+        if bad:
+            raise UserError(f"{len(bad)} of {len(paths)} images are {problem}; the first is {root / paths[bad[0]]} "
+                            f"({origins[bad[0]]}); {fix}")
+    table = np.asarray(facts, np.int64).reshape(len(paths), 4)
+    out, start = [], 0
+    for entries in sets:
+        rows = slice(start, start + len(entries.paths))
+        heights, widths, sizes, mtimes = table[rows].T
+        out.append(ImageFiles(root, np.asarray(entries.paths), heights.copy(), widths.copy(), sizes.copy(),
+                              mtimes.copy()))
+        start = rows.stop
+    return out
+
+
+def _facts(path: Path) -> tuple[int, int, int, int] | str:
+    """(height, width, bytes, mtime_ns) of one image from its header and the file system, or what is wrong."""
+    try:
+        status = path.stat()
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        return "missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return "unreadable"
+    return height, width, status.st_size, status.st_mtime_ns
