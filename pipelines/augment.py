@@ -16,30 +16,53 @@ from pipelines.colour import adjust_hue, enhance, grayscale
 from pipelines.ops import POINT_TABLES
 from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
 from pipelines.resample import CropTables, resized_crop
+from pipelines.resize import resize_crops
 from pipelines.rows import Rows
 from pipelines.slot import Stage
 from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
 
 
 class Augmentation:
-    """The stages of one graph: k slots, views of the images' own square size, on their device."""
+    """The stages of one graph: k slots and S x S views, on one device.
 
-    def __init__(self, images: torch.Tensor, num_slots: int) -> None:
-        """`images`: the uint8 (N, S, S, 3) training images, on the device the stages run on."""
-        height, width = images.shape[1:3]
-        if height != width:
-            raise ValueError(f"the augmentation makes square views of square images, got {height}x{width}")
+    Two first stages: `crop` gathers from resident square images and makes views of their own size;
+    `resize` takes crops an image folder's decoder made (pipelines.dali_folder) to views of `size`.
+    """
+
+    def __init__(self, images: torch.Tensor | None, num_slots: int, size: int | None = None,
+                 device: torch.device | None = None) -> None:
+        """`images`: the uint8 (N, S, S, 3) training images, on the device the stages run on; or None
+        for decoded crops, with the views' `size` and the `device`."""
+        if images is not None:
+            height, width = images.shape[1:3]
+            if height != width:
+                raise ValueError(f"the augmentation makes square views of square images, got {height}x{width}")
+            size, device = height, images.device
+            self.crop_tables = CropTables(height, height, device)
         self.images = images
-        self.layout = Layout(num_slots, height)
-        self.rows = Rows(dense=images.device.type == "cuda")
-        self.crop_tables = CropTables(height, height, images.device)
+        self.size = size
+        self.layout = Layout(num_slots, size)
+        self.rows = Rows(dense=device.type == "cuda")
         self._channel_tables = functools.partial(
-            channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=images.device))
+            channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=device))
 
     def crop(self, table: torch.Tensor) -> torch.Tensor:
         take = functools.partial(self.layout.take, table)
         sources = self.images[take("image").long()]
         return resized_crop(sources, self.crop_tables, take("crop").long(), take("flip").long())
+
+    def resize(self, crops: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Decoded crops, padded to the batch's largest -> the resized, flipped uint8 views."""
+        take = functools.partial(self.layout.take, table)
+        box = take("crop").long()
+        return resize_crops(crops, box[:, 2], box[:, 3], take("flip").long(), self.size, dense=self.rows.dense)
+
+    def after_crop(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Every stage after the crop or resize, in order: colour, then the RandAugment slots."""
+        x = self.colour(x, table)
+        for s in range(self.layout.num_slots):
+            x = self.slot(s, x, table)
+        return x
 
     def colour(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         take = functools.partial(self.layout.take, table)
@@ -64,7 +87,4 @@ class Augmentation:
 
     def __call__(self, table: torch.Tensor) -> torch.Tensor:
         """All stages in order, outside DALI: the uint8 views of the table's rows."""
-        x = self.colour(self.crop(table), table)
-        for s in range(self.layout.num_slots):
-            x = self.slot(s, x, table)
-        return x
+        return self.after_crop(self.crop(table), table)

@@ -19,6 +19,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from nvidia.dali.pipeline import Pipeline
+from nvidia.dali.tensors import TensorListCPU, TensorListGPU
 from nvidia.dali.types import BatchInfo
 
 from pipelines.augment import Augmentation
@@ -26,6 +28,7 @@ from pipelines.dali_graph import Timer, augmentation_pipeline
 from pipelines.plan import EpochPlan
 from pipelines.table import view_table
 
+TensorList = TensorListCPU | TensorListGPU
 GPU_VIEWS_PER_ITERATION = 4096
 """The cost model (benchmarks/profile.py) puts a GPU iteration at a fixed ~530 kernel launches for
 k = 2 (about 3 ms of dispatch at ~6 us each) plus ~5.4 MB of memory traffic per view (~1.8 us per
@@ -46,26 +49,35 @@ class DaliExecutor:
     def __init__(self, images: np.ndarray, *, size: int, num_slots: int, batch_size: int,
                  device: torch.device, threads: int, dtype: torch.dtype = torch.float16,
                  timer: Timer | None = None, batches_together: int | None = None) -> None:
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
-        if not images.shape[1] == images.shape[2] == size:
-            raise ValueError(f"the DALI executor makes views of the images' own square size; got {images.shape[1]}x"
-                             f"{images.shape[2]} images and size {size}")
         self.device = device
         self.size = size
         self.num_slots = num_slots
         self.batches_together = batches_together or batches_per_iteration(device, batch_size)
         self._cuda = device.type == "cuda"
-        self.augmentation = Augmentation(torch.as_tensor(images).to(device), num_slots)
-        if self._cuda:
-            torch.cuda.synchronize(device)  # DALI's stream reads the images and tables without waiting on torch's
         self._plan: EpochPlan | None = None
         self._order: torch.Tensor | None = None
+        self._host_table: np.ndarray | None = None
         self._table: torch.Tensor | np.ndarray | None = None
         self._epochs = 0
         self._unfinished = False
-        self.pipeline = augmentation_pipeline(self._batch_table, self.augmentation, device, threads, dtype, timer)
+        self.pipeline = self._pipeline(images, threads, dtype, timer)
+        if self._cuda:
+            torch.cuda.synchronize(device)  # DALI's stream reads the images and tables without waiting on torch's
         self.pipeline.build()
+
+    def _pipeline(self, images: np.ndarray, threads: int, dtype: torch.dtype, timer: Timer | None) -> Pipeline:
+        """The pipeline over resident images (subclasses read their images otherwise)."""
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
+        if not images.shape[1] == images.shape[2] == self.size:
+            raise ValueError(f"the DALI executor makes views of the images' own square size; got {images.shape[1]}x"
+                             f"{images.shape[2]} images and size {self.size}")
+        self.augmentation = Augmentation(torch.as_tensor(images).to(self.device), self.num_slots)
+        return augmentation_pipeline(self._batch_table, self.augmentation, self.device, threads, dtype, timer)
+
+    def _views(self, output: TensorList) -> torch.Tensor:
+        """An iteration's (2B, H, W, 3) views: the one sample of the pipeline's output."""
+        return torch.from_dlpack(output.as_tensor())[0]
 
     @property
     def _stream(self) -> torch.cuda.Stream | None:
@@ -80,14 +92,15 @@ class DaliExecutor:
             self._drain()
         self._plan = plan
         self._order = torch.as_tensor(plan.order).to(self.device)
-        self._table = self._upload(epoch_table(plan, self.size))
+        self._host_table = epoch_table(plan, self.size)
+        self._table = self._upload(self._host_table)
         if self._epochs:
             self.pipeline.reset()
         self._epochs += 1
         self._unfinished = True
         for iteration in range(self._iterations()):
             (views,) = self.pipeline.run(self._stream)
-            together = torch.from_dlpack(views.as_tensor())[0]
+            together = self._views(views)
             first = self._batches(iteration).start
             for b in self._batches(iteration):
                 rows, offset = self._rows(b), 2 * self._rows(first).start
@@ -124,13 +137,16 @@ class DaliExecutor:
         return range(iteration * self.batches_together,
                      min((iteration + 1) * self.batches_together, self._plan.num_batches))
 
-    def _batch_table(self, info: BatchInfo) -> list[torch.Tensor | np.ndarray]:
+    def _table_rows(self, iteration: int) -> slice:
         """The iteration's rows of the epoch table: batch after batch, view 1 then view 2 of each."""
-        if info.iteration >= self._iterations():
+        if iteration >= self._iterations():
             raise StopIteration
-        batches = self._batches(info.iteration)
-        start, stop = self._rows(batches[0]).start, self._rows(batches[-1]).stop
-        return [self._table[2 * start:2 * stop]]
+        batches = self._batches(iteration)
+        return slice(2 * self._rows(batches[0]).start, 2 * self._rows(batches[-1]).stop)
+
+    def _batch_table(self, info: BatchInfo) -> list[torch.Tensor | np.ndarray]:
+        """The iteration's table rows, as the one sample of the graph's input."""
+        return [self._table[self._table_rows(info.iteration)]]
 
 
 def epoch_table(plan: EpochPlan, size: int) -> np.ndarray:

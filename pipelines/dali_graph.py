@@ -36,24 +36,34 @@ Timer = Callable[[str, Callable[[], torch.Tensor]], torch.Tensor]
 
 class TorchStage:
     """A DALI operator's function: torch code on the operator's inputs, on the pipeline's device and,
-    on the GPU, on DALI's stream (so DALI need not synchronise before or after it)."""
+    on the GPU, on DALI's stream (so DALI need not synchronise before or after it).
+
+    The function sees each input as one tensor: the batch's one sample (a sequence of views), or,
+    `per_view`, the batch's samples stacked (one view each), its output then split back into them."""
 
     def __init__(self, name: str, function: Callable[..., torch.Tensor], device: torch.device,
-                 timer: Timer | None = None) -> None:
+                 timer: Timer | None = None, per_view: bool = False) -> None:
         self.name = name
         self.function = function
         self.device = device
         self.timer = timer
+        self.per_view = per_view
         self._streams: dict[int, torch.cuda.ExternalStream] = {}
 
     def __call__(self, *batches: list) -> list:
-        tensors = [torch.utils.dlpack.from_dlpack(batch[0]) for batch in batches]
         if self.device.type == "cuda":
             with torch.cuda.stream(self._dali_stream()):
-                out = self._run(tensors)
-        else:
-            out = self._run(tensors)
-        return [torch.utils.dlpack.to_dlpack(out.contiguous())]
+                return self._outputs(self._run(self._inputs(batches)))
+        return self._outputs(self._run(self._inputs(batches)))
+
+    def _inputs(self, batches: tuple[list, ...]) -> list[torch.Tensor]:
+        if self.per_view:
+            return [torch.stack([torch.utils.dlpack.from_dlpack(sample) for sample in batch]) for batch in batches]
+        return [torch.utils.dlpack.from_dlpack(batch[0]) for batch in batches]
+
+    def _outputs(self, out: torch.Tensor) -> list:
+        out = out.contiguous()
+        return [torch.utils.dlpack.to_dlpack(view) for view in out] if self.per_view else [torch.utils.dlpack.to_dlpack(out)]
 
     def _run(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         if self.timer is None:

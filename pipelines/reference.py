@@ -9,6 +9,7 @@ parameters can be compared with it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -21,6 +22,12 @@ from pipelines.normalize import normalize_uint8
 from pipelines.ops import RAND_OPS
 from pipelines.params import JITTER_OPS, ViewParams
 from pipelines.plan import EpochPlan
+
+class ImageFolder(Protocol):
+    """An image folder's files (bcl_dali.data.files.ImageFiles): image `index`, decoded to RGB."""
+
+    def open(self, index: int) -> Image.Image: ...
+
 
 JITTER_ADJUSTMENTS = tuple(getattr(F, f"adjust_{name}") for name in JITTER_OPS)
 """ColorJitter's adjustments indexed as its `fn_idx` (0 brightness, 1 contrast, 2 saturation, 3 hue)."""
@@ -77,7 +84,7 @@ class _PlanBatches(Dataset):
         indices, params = self.plan.batch(b)
         views: tuple[list[Image.Image], list[Image.Image]] = ([], [])
         for row, index in enumerate(indices):
-            image = Image.fromarray(self.images[index])
+            image = Image.fromarray(self.images[index]) if isinstance(self.images, np.ndarray) else self.images.open(index)
             for view, view_params in zip(views, params.views):
                 view.append(augment_view(image, view_params, row, self.size))
         return torch.from_numpy(indices.astype(np.int64)), to_model_input(views[0] + views[1])
@@ -90,8 +97,10 @@ class ReferenceExecutor:
     pinned when CUDA is available, since they are then headed for the GPU.
     """
 
-    def __init__(self, images: np.ndarray, size: int = 32, workers: int = 0) -> None:
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+    def __init__(self, images: np.ndarray | ImageFolder, size: int = 32, workers: int = 0) -> None:
+        """`images`: uint8 (N, H, W, 3) arrays, or an image folder's files (read with PIL, as
+        torchvision's ImageFolder reads them)."""
+        if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8):
             raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
         self.images = images
         self.size = size
