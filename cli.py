@@ -1,14 +1,18 @@
 """The bcl-dali command line: parses flags and calls the library; each command is one function here."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
-from bcl_dali.config import ARCHS, EXECUTORS, MAX_SEED, PRECISIONS
+from bcl_dali.config import ARCHS, EXECUTORS, MAX_SEED, PRECISIONS, RECIPES, STEMS
 from bcl_dali.data import DATASETS, load_pool, save_index_file
+from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.folder import FolderLists
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
@@ -22,7 +26,8 @@ from bcl_dali.run_report import write_report
 from bcl_dali.run_training import load_run_data, start_run
 from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
 from benchmarks.fidelity import PAIRS, run_fidelity
-from benchmarks.pipeline import compare_pipelines, measure_pipeline, profile_table, summary as pipeline_summary
+from benchmarks.pipeline import (GENERATED_FILES, compare_pipelines, generated_folder, measure_pipeline, profile_table,
+                                 summary as pipeline_summary)
 from benchmarks.step import measure_step, summary as step_summary
 from benchmarks.train import compare, measure_scaling, measure_training, summary as train_summary
 from split import SplitError, describe_split, few_shot_subset, load_index_file, long_tailed_subset
@@ -66,7 +71,8 @@ def cli() -> None:
 dataset_option = click.option("--dataset", type=click.Choice(DATASETS), required=True,
                               help="the source whose training pool the indices refer to")
 data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path),
-                               help="folder holding the CIFAR data (cifar-100-python/ ...), or the .npz file")
+                               help="folder holding the CIFAR data (cifar-100-python/ ...), the .npz file, or the "
+                                    "image folder's root")
 download_option = click.option("--download", is_flag=True, help="fetch CIFAR into --data-dir if it is not there")
 num_classes_option = click.option("--num-classes", type=int, help="classes of synthetic-lt  [default: 100]")
 
@@ -129,12 +135,26 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @cli.command()
 @click.option("--method", type=click.Choice(list(METHODS)),
               help="; ".join(f"{name}: {method.summary}" for name, method in METHODS.items()) + "  [default: bcl-i]")
-@click.option("--arch", type=click.Choice(ARCHS), help="CIFAR ResNet  [default: resnet18]")
+@click.option("--arch", type=click.Choice(ARCHS), help="ResNet  [default: resnet18; resnet50 for --dataset folder]")
+@click.option("--stem", type=click.Choice(STEMS), help="the ResNet's first layer  [default: cifar; imagenet for "
+              "--dataset folder]")
 @click.option("--width", type=click.IntRange(min=1), help="base width: 64 as in the paper, 16 is 16x cheaper  "
               "[default: 16 on synthetic-lt, else 64]")
 @click.option("--dataset", type=click.Choice(DATASETS), help="[default: synthetic-lt, built in, no download]")
 @data_dir_option
 @click.option("--download/--no-download", default=None, help="fetch CIFAR into --data-dir if it is not there")
+@click.option("--recipe", type=click.Choice(list(RECIPES)), help="the paper's 224-pixel setting for --dataset "
+              "folder: ResNet-50, ImageNet stem, 500 epochs, batch 256, lr 0.5, crops from 8%  [default: imagenet-lt]")
+@click.option("--train-list", type=click.Path(path_type=Path), help="folder: \"relative/path.jpg label\" lines of "
+              "the long-tailed training set (ImageNet_LT_train.txt)  [default: a --data-dir/train/CLASS/ tree]")
+@click.option("--test-list", type=click.Path(path_type=Path), help="folder: the test set's list")
+@click.option("--val-list", type=click.Path(path_type=Path), help="folder: the val list; the probe pool unless "
+              "--probe-list is given")
+@click.option("--probe-list", type=click.Path(path_type=Path), help="folder: the balanced pool of the linear "
+              "probes, e.g. the full training set, for 100-shot probes  [default: val list, else train list]")
+@click.option("--image-size", type=click.IntRange(min=1), help="folder: the views' side in pixels  [default: 224]")
+@click.option("--crop-scale", type=float, help="RandomResizedCrop's smallest area share  [default: 0.1; 0.08 for "
+              "--dataset folder]")
 @click.option("--split", type=click.Path(path_type=Path), help="long-tailed index file, e.g. the reference's "
               "cifar100_split1_D_i.npy  [default: generated with --imbalance and --split-seed]")
 @click.option("--imbalance", type=float, help="head / tail ratio of a generated split  [default: 100]")
@@ -263,6 +283,9 @@ def show(executor: str, weights: str, method: str, count: int, seed: int, datase
     """Draw the same images under both views at each weight: what BCL does to head and tail samples."""
     levels = _weights(weights)
     check_output_path(out, "--out")
+    if dataset == "folder":
+        raise UserError("show draws in-memory data sets (synthetic-lt, CIFAR, npz); for an image folder, see its "
+                        "augmentation at work with `train --dataset folder` and `report`")
     pool = load_pool(dataset, data_dir=data_dir, seed=data_seed)
     images = pool.images(np.sort(np.random.default_rng(seed).choice(len(pool.labels), count, replace=False)))
     rows = augmentation_rows(make_executor(executor, images, METHODS[method].rand_k), images, levels,
@@ -290,6 +313,13 @@ def bench() -> None:
 @click.option("--executor", type=click.Choice(("both",) + EXECUTORS), default="both", show_default=True,
               help="both: the DALI graph and the PIL reference in one run, and their ratio")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--dataset", type=click.Choice(("synthetic-lt", "folder")), default="synthetic-lt", show_default=True,
+              help="folder: decode + augmentation of JPEGs to --image-size views (generated ImageNet-sized JPEGs "
+                   "unless --data-dir is given)")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="folder: the image folder's root (a train/CLASS/ "
+              "tree, or the root of --train-list)")
+@click.option("--train-list", type=click.Path(path_type=Path), help="folder: the list of the images to read")
+@click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True, help="folder: view side")
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="timed batches")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
@@ -299,19 +329,40 @@ def bench() -> None:
 @click.option("--profile", is_flag=True,
               help="print what a DALI iteration is made of: operators, expansions, copies, kernels, bytes, stage times")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the settings and the figures here")
-def bench_pipeline(executor: str, device: str, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
+def bench_pipeline(executor: str, device: str, dataset: str, data_dir: Path | None, train_list: Path | None,
+                   image_size: int, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
                    json_path: Path | None) -> None:
     """Augmentation alone: samples/s (two views each) at mixed BCL weights, warm-up excluded."""
     check_output_path(json_path)
     where = resolve_device(device)
-    if executor == "both":
-        result = compare_pipelines(where, batch_size, iters, workers, rand_k, profile=profile)
-    else:
-        result = measure_pipeline(executor, where, batch_size, iters, workers, rand_k, profile=profile)
+    if dataset != "folder" and (data_dir or train_list):
+        raise UserError("--data-dir and --train-list choose an image folder; add --dataset folder")
+    if dataset == "folder" and profile:
+        raise UserError("--profile counts the in-memory graph's operators; drop it with --dataset folder")
+    with contextlib.ExitStack() as stack:
+        on = {}
+        if dataset == "folder":
+            on = {"folder": _bench_folder(stack, data_dir, train_list), "image_size": image_size}
+        if executor == "both":
+            result = compare_pipelines(where, batch_size, iters, workers, rand_k, profile=profile, **on)
+        else:
+            result = measure_pipeline(executor, where, batch_size, iters, workers, rand_k, profile=profile, **on)
     click.echo(pipeline_summary(result))
     if profile and executor != "reference":
         click.echo(profile_table(result))
     write_json(result, json_path)
+
+
+def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list: Path | None) -> ImageFiles:
+    if data_dir is None:
+        if train_list is not None:
+            raise UserError("--train-list needs --data-dir, the root its paths are relative to")
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcl-dali-jpegs-")))
+        click.echo(f"writing {GENERATED_FILES} ImageNet-sized JPEGs to {root} ...", err=True)
+        return generated_folder(root)
+    lists = FolderLists(str(train_list), str(train_list)) if train_list else FolderLists()
+    pool = load_pool("folder", data_dir=data_dir, lists=lists)
+    return pool.images(pool.train_indices)
 
 
 @bench.command("step")
@@ -321,12 +372,14 @@ def bench_pipeline(executor: str, device: str, batch_size: int, iters: int, work
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="timed steps")
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
+@click.option("--recipe", type=click.Choice(list(RECIPES)), help="the recipe's model and view size (ResNet-50, "
+              "224 pixels)  [default: CIFAR ResNet-18, 32 pixels]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path))
-def bench_step(method: str, device: str, batch_size: int, width: int, iters: int, compile_model: bool,
+def bench_step(method: str, device: str, batch_size: int, width: int, iters: int, compile_model: bool, recipe: str | None,
                json_path: Path | None) -> None:
     """The training step alone on synthetic views already on the device."""
     check_output_path(json_path)
-    result = measure_step(method, resolve_device(device), batch_size, iters, width, compile_model)
+    result = measure_step(method, resolve_device(device), batch_size, iters, width, compile_model, recipe=recipe)
     click.echo(step_summary(result))
     write_json(result, json_path)
 
@@ -342,16 +395,34 @@ def bench_step(method: str, device: str, batch_size: int, width: int, iters: int
               help="classes of synthetic-lt (100: CIFAR-100-LT's size)")
 @click.option("--against-reference", is_flag=True,
               help="also run the reference configuration (fp32, NCHW, PIL workers, per-sample loop) and the ratio")
+@click.option("--dataset", type=click.Choice(("synthetic-lt", "folder")), default="synthetic-lt", show_default=True,
+              help="folder: the ImageNet-LT recipe (ResNet-50) on JPEG files (generated unless --data-dir is given)")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="folder: a root holding train.txt and test.txt")
+@click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True, help="folder: view side")
+@click.option("--files", type=click.IntRange(min=16), default=2048, show_default=True,
+              help="folder: JPEGs to generate without --data-dir")
 @click.option("--nproc", type=click.IntRange(min=1), help="run under torchrun at world sizes 1, 2, 4 ... N and "
               "report each (the global batch fixed)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path))
 def bench_train(method: str, device: str, epochs: int, batch_size: int, width: int, compile_model: bool,
-                num_classes: int, against_reference: bool, nproc: int | None, json_path: Path | None) -> None:
-    """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size): samples/s, two views each.
-    Under torchrun every process trains and rank 0 reports."""
+                num_classes: int, against_reference: bool, nproc: int | None, dataset: str, data_dir: Path | None,
+                image_size: int, files: int, json_path: Path | None) -> None:
+    """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size), or with the ImageNet-LT
+    recipe on JPEG files: samples/s, two views each. Under torchrun every process trains and rank 0 reports."""
     check_output_path(json_path)
     where = resolve_device(device)
-    if nproc is not None:
+    if dataset == "folder":
+        if nproc is not None or against_reference:
+            raise UserError("--dataset folder measures our loop on one process; drop --nproc and --against-reference")
+        with contextlib.ExitStack() as stack:
+            root = data_dir
+            if root is None:
+                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcl-dali-jpegs-")))
+                click.echo(f"writing {files} ImageNet-sized JPEGs to {root} ...", err=True)
+                generated_folder(root, files)
+            result = measure_training(method, where, epochs, batch_size, width, compile_model, folder=root,
+                                      image_size=image_size)
+    elif nproc is not None:
         result = measure_scaling(method, where, epochs, batch_size, width, nproc, num_classes)
     elif against_reference:
         result = compare(method, where, epochs, batch_size, width, compile_model, num_classes)

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 from bcl_dali.data import DATASETS
+from bcl_dali.data.folder import FolderLists
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.methods import METHODS
 from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
 from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR
+from models.resnet import STEMS
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,32 @@ class Budget:
 
 
 REFERENCE_BUDGET = Budget(epochs=2000, width=64, warmup_epochs=10, batch_size=512, lr=0.5)
+CIFAR_CROP_SCALE = 0.1
 DEMO_BUDGET = Budget(epochs=4, width=16, warmup_epochs=1, batch_size=256, lr=0.5)
 """The built-in data set's default: a run that shows learning within minutes on a 2-core CPU."""
 BUDGETS: dict[str, Budget] = {"synthetic-lt": DEMO_BUDGET}
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """The 224-pixel setting of the paper's ImageNet-LT and Places-LT experiments (BCL follows SDCLR
+    there: ResNet-50 with the ImageNet stem, 500 epochs, batch 256, lr 0.5, temperature 0.2, and
+    RandomResizedCrop from 8% of the image)."""
+
+    arch: str
+    stem: str
+    image_size: int
+    crop_scale: float
+    budget: Budget
+
+
+IMAGENET_LT = Recipe(arch="resnet50", stem="imagenet", image_size=224, crop_scale=0.08,
+                     budget=Budget(epochs=500, width=64, warmup_epochs=10, batch_size=256, lr=0.5))
+RECIPES: dict[str, Recipe] = {"imagenet-lt": IMAGENET_LT, "places-lt": IMAGENET_LT}
+"""--recipe for --dataset folder (the default: imagenet-lt); the paper trains Places-LT as ImageNet-LT."""
+
 ARCHS = ("resnet18", "resnet50")
+FOLDER_LIST_FIELDS = ("train_list", "test_list", "val_list", "probe_list")
 MAX_SEED = 2 ** 32 - 1
 EXECUTORS = ("dali", "reference")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -61,10 +84,18 @@ for a diverged loss. The run records each change in its metrics."""
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = "bcl-i"
-    arch: str = "resnet18"
+    arch: str | None = None
     width: int | None = None
+    stem: str | None = None
     dataset: str = "synthetic-lt"
+    recipe: str | None = None
     data_dir: str | None = None
+    train_list: str | None = None
+    test_list: str | None = None
+    val_list: str | None = None
+    probe_list: str | None = None
+    image_size: int | None = None
+    crop_scale: float | None = None
     download: bool = False
     split: str | None = None
     imbalance: float = 100.0
@@ -99,15 +130,35 @@ class TrainConfig:
         """Fill presets in and validate; raises UserError naming the bad value and the fix."""
         _choice("method", self.method, METHODS)
         _choice("dataset", self.dataset, DATASETS)
-        _choice("arch", self.arch, ARCHS)
+        if self.arch is not None:
+            _choice("arch", self.arch, ARCHS)
+        if self.stem is not None:
+            _choice("stem", self.stem, STEMS)
+        if self.recipe is not None:
+            _choice("recipe", self.recipe, RECIPES)
+            if self.dataset != "folder":
+                raise UserError(f"--recipe {self.recipe} is a setting for image folders; use it with --dataset folder "
+                                f"(--dataset {self.dataset} has its own defaults)")
+        if self.dataset != "folder":
+            for flag, value in (("image-size", self.image_size), *((name.replace("_", "-"), getattr(self, name))
+                                                                   for name in FOLDER_LIST_FIELDS)):
+                if value is not None:
+                    raise UserError(f"--{flag} applies to --dataset folder only; drop it for --dataset {self.dataset}")
         _choice("executor", self.executor, EXECUTORS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr-scale", self.lr_scale, LR_SCALES)
         method = METHODS[self.method]
-        budget = BUDGETS.get(self.dataset, REFERENCE_BUDGET)
+        recipe_name = _default(self.recipe, "imagenet-lt") if self.dataset == "folder" else None
+        recipe = RECIPES.get(recipe_name)
+        budget = recipe.budget if recipe else BUDGETS.get(self.dataset, REFERENCE_BUDGET)
         resolved = dataclasses.replace(
             self,
+            recipe=recipe_name,
+            arch=_default(self.arch, recipe.arch if recipe else "resnet18"),
+            stem=_default(self.stem, recipe.stem if recipe else "cifar"),
+            image_size=_default(self.image_size, recipe.image_size) if recipe else None,
+            crop_scale=_default(self.crop_scale, recipe.crop_scale if recipe else CIFAR_CROP_SCALE),
             width=_default(self.width, budget.width),
             epochs=_default(self.epochs, budget.epochs),
             batch_size=_default(self.batch_size, budget.batch_size),
@@ -117,6 +168,8 @@ class TrainConfig:
             rand_k=_default(self.rand_k, method.rand_k),
             split=None if self.split is None else str(Path(self.split).resolve()),
             data_dir=None if self.data_dir is None else str(Path(self.data_dir).resolve()),
+            **{name: None if getattr(self, name) is None else str(Path(getattr(self, name)).resolve())
+               for name in FOLDER_LIST_FIELDS},
         )
         resolved._validate()
         return resolved
@@ -144,6 +197,10 @@ class TrainConfig:
             (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
             (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
             (self.dataset != "npz" or self.data_dir is not None, "--dataset npz needs --data-dir FILE.npz"),
+            (self.dataset != "folder" or self.data_dir is not None,
+             "--dataset folder needs --data-dir ROOT (with --train-list and --test-list, or a train/CLASS/ tree)"),
+            (self.image_size is None or self.image_size >= 16, "--image-size must be at least 16 pixels"),
+            (0.0 < self.crop_scale <= 1.0, "--crop-scale must lie in (0, 1] (the smallest crop's share of the image)"),
             (self.rand_k == 0 or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
              f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
              "(the magnitude floor)"),
@@ -157,6 +214,10 @@ class TrainConfig:
         problem = METHODS[self.method].check(self)
         if problem:
             raise UserError(problem)
+
+    @property
+    def folder_lists(self) -> FolderLists:
+        return FolderLists(*(getattr(self, name) for name in FOLDER_LIST_FIELDS))
 
     @property
     def worker_count(self) -> int:
@@ -185,8 +246,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """A stored config; one from before the data seed existed drew its images with its `seed`."""
-        data = {"data_seed": data.get("seed", cls.seed), **data}
+        """A stored config; one from before the data seed existed drew its images with its `seed`, one
+        from before image folders is a CIFAR-stem run cropping from 10%."""
+        data = {"data_seed": data.get("seed", cls.seed), "stem": "cifar", "crop_scale": CIFAR_CROP_SCALE, **data}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

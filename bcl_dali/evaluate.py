@@ -26,7 +26,7 @@ from bcl_dali.methods import METHODS
 from bcl_dali.probe import PROBE_BATCH, PROBE_EPOCHS, PROBE_FINAL_LR, PROBE_LR, PROBE_WEIGHT_DECAY, linear_probe, predict
 from bcl_dali.reports import write_json
 from bcl_dali.rundir import LAST, RunDir
-from split import class_groups, group_accuracy
+from split import group_accuracy
 
 FULL = "full"
 EVALUATION_PREFIX = "eval-epoch"
@@ -65,7 +65,7 @@ def load_trained(target: Path, device: torch.device) -> Checkpoint:
         raise UserError(f"{path} was not written by `cli.py train` (it holds {keys}); give a run directory "
                         "or one of its .pt files")
     config = TrainConfig.from_dict(state["config"])
-    model = METHODS[config.method].build_model(config.arch, config.width)
+    model = METHODS[config.method].build_model(config.arch, config.width, config.stem)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:
@@ -86,20 +86,21 @@ def shot_subsets(data: LongTailedData, shot: str) -> list[np.ndarray]:
 
 
 def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, shots: list[str], seed: int = 0,
-             on_probe: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+             on_probe: Callable[[str], None] = lambda _: None, size: int | None = None) -> dict[str, Any]:
     """Every number of the evaluation for one model (see the module docstring); `on_probe` hears
-    of each probe before it trains (500 epochs each: minutes on a CPU)."""
+    of each probe before it trains (500 epochs each: minutes on a CPU). `size`: the views' side,
+    for image folders (bcl_dali.features)."""
     subsets = {shot: shot_subsets(data, shot) for shot in shots}
-    probe_features = extract_features(model, data.probe.images, device)
-    test_features = extract_features(model, data.test.images, device)
+    probe_features = extract_features(model, data.probe.images, device, size=size)
+    test_features = extract_features(model, data.test.images, device, size=size)
     probe_labels = torch.as_tensor(data.probe.labels, device=device)
     test_labels = torch.as_tensor(data.test.labels, device=device)
     counts = data.train_class_counts
-    groups = class_groups(counts)
+    groups = data.class_groups()
     results: dict[str, Any] = {
         "num_classes": data.num_classes,
         "train_class_counts": counts.tolist(),
-        "groups": {name: ids.tolist() for name, ids in groups.items()},
+        "grouping": data.grouping, "groups": {name: ids.tolist() for name, ids in groups.items()},
         "knn_top1": knn_top1(probe_features, probe_labels, test_features, test_labels, data.num_classes),
         "shots": {},
     }
@@ -157,7 +158,8 @@ def check_shots(data: LongTailedData, shots: list[str]) -> None:
 def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: torch.device, shots: list[str],
                         on_probe: Callable[[str], None] = lambda _: None) -> dict:
     """The evaluation with its provenance; kept in the checkpoint's run directory, if it has one."""
-    results = evaluate(checkpoint.model, data, device, shots, seed=checkpoint.config.seed, on_probe=on_probe)
+    results = evaluate(checkpoint.model, data, device, shots, seed=checkpoint.config.seed, on_probe=on_probe,
+                       size=checkpoint.config.image_size)
     result = {"checkpoint": str(checkpoint.path), "epoch": checkpoint.epoch, "method": checkpoint.config.method,
               "dataset": checkpoint.config.dataset, "split": checkpoint.config.split, "device": str(device),
               "settings": settings(), **results}

@@ -1,19 +1,29 @@
 """Frozen-backbone features of un-augmented images, the input of every evaluation."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import torch
+import torchvision.transforms as T
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from bcl_dali.data.files import ImageFiles
+from bcl_dali.device import cpu_count
 from pipelines.normalize import normalize_uint8
 
 FEATURE_BATCH = 1000
+RESIZE_RATIO = 256 / 224
+"""Image folders are evaluated as ImageNet is: the shorter side resized to 256 for 224-pixel views
+(in proportion for other sizes), then the central square of the view size."""
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device,
-                     batch_size: int = FEATURE_BATCH) -> torch.Tensor:
-    """Backbone features (projector removed; SDCLR's dense branch) of uint8 NHWC images, on `device`.
+def extract_features(model: nn.Module, images: np.ndarray | torch.Tensor | ImageFiles, device: torch.device,
+                     batch_size: int = FEATURE_BATCH, size: int | None = None) -> torch.Tensor:
+    """Backbone features (projector removed; SDCLR's dense branch) of un-augmented images, on `device`:
+    uint8 NHWC arrays as they are, an image folder's files resized and centre-cropped to `size`.
 
     Always computed in fp32, whatever precision trained the model, as the official evaluation does:
     bf16 features move few-shot probe accuracies by up to 0.1 points, and the pass is cheap.
@@ -21,10 +31,31 @@ def extract_features(model: nn.Module, images: np.ndarray | torch.Tensor, device
     """
     was_training = model.training
     model.eval()
-    images = torch.as_tensor(images)
     chunks = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].to(device, non_blocking=True)
-        chunks.append(model.features(normalize_uint8(batch)).float())
+    for batch in _batches(images, batch_size, size):
+        chunks.append(model.features(normalize_uint8(batch.to(device, non_blocking=True))).float())
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, device=device)
+
+
+def _batches(images: np.ndarray | torch.Tensor | ImageFiles, batch_size: int, size: int | None) -> Iterator[torch.Tensor]:
+    if not isinstance(images, ImageFiles):
+        images = torch.as_tensor(images)
+        return (images[start:start + batch_size] for start in range(0, len(images), batch_size))
+    if size is None:
+        raise ValueError("features of an image folder need the view size")
+    return iter(DataLoader(_CentreCrops(images, size), batch_size=batch_size, num_workers=cpu_count(),
+                           pin_memory=torch.cuda.is_available()))
+
+
+class _CentreCrops(Dataset):
+    def __init__(self, files: ImageFiles, size: int) -> None:
+        self.files = files
+        self.transform = T.Compose([T.Resize(round(size * RESIZE_RATIO), interpolation=T.InterpolationMode.BICUBIC),
+                                    T.CenterCrop(size)])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.transform(self.files.open(index))))

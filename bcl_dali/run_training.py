@@ -49,18 +49,19 @@ def resumed_config(stored: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
 def load_run_data(config: TrainConfig) -> LongTailedData:
     return load_data(config.dataset, data_dir=config.data_dir, split=config.split, imbalance=config.imbalance,
                      split_seed=config.split_seed, download=config.download, num_classes=config.num_classes,
-                     seed=config.data_seed)
+                     seed=config.data_seed, lists=config.folder_lists)
 
 
 def evaluation(trainer: Trainer, probe: bool) -> dict[str, float]:
     """kNN top-1 (%) on the test set with the probe pool as the labelled bank; with `probe`, also
     the full-shot linear probe (from the same features)."""
     if probe:
-        results = evaluate(trainer.model, trainer.data, trainer.device, [FULL], seed=trainer.config.seed)
+        results = evaluate(trainer.model, trainer.data, trainer.device, [FULL], seed=trainer.config.seed,
+                           size=trainer.config.image_size)
         return {"knn_top1": results["knn_top1"], "probe_full_top1": results["shots"][FULL]["top1"]}
     data, device = trainer.data, trainer.device
-    bank = extract_features(trainer.model, data.probe.images, device)
-    queries = extract_features(trainer.model, data.test.images, device)
+    bank = extract_features(trainer.model, data.probe.images, device, size=trainer.config.image_size)
+    queries = extract_features(trainer.model, data.test.images, device, size=trainer.config.image_size)
     return {"knn_top1": knn_top1(bank, torch.as_tensor(data.probe.labels, device=device), queries,
                                  torch.as_tensor(data.test.labels, device=device), data.num_classes)}
 
@@ -111,7 +112,7 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
                 changes = config.adjustments_from(stored)
                 if changes:
                     run.append_metrics({"epoch": trainer.epoch, "resumed_with": changes})
-            run.save_class_counts(data.train_class_counts.tolist())
+            run.save_class_counts(data.train_class_counts.tolist(), data.grouping)
             if not run.has_checkpoint:
                 save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
             _restore_missed_snapshot(trainer, run)

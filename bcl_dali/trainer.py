@@ -19,6 +19,7 @@ import torch
 from bcl_dali.checkpoint import restore_rng_state, rng_state
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
+from bcl_dali.data.files import ImageFiles
 from bcl_dali.device import autocast, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
@@ -27,6 +28,7 @@ from bcl_dali.meter import RunningMean
 from bcl_dali.methods import METHODS, Contrast
 from bcl_dali.momentum import MomentumLoss
 from bcl_dali.optimizers import build_optimizer, scaled_lr
+from bcl_dali.policy import ImageSizes
 from bcl_dali.schedule import lr_at
 from bcl_dali.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
@@ -77,7 +79,7 @@ class Trainer:
         self.bf16 = uses_bf16(config.precision, device)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        model = self.method.build_model(config.arch, config.width)
+        model = self.method.build_model(config.arch, config.width, config.stem)
         if world.size > 1 and config.sync_bn:
             model = synchronise_batchnorm(model, world, device)
         self.model = model.to(device, memory_format=torch.channels_last)
@@ -91,15 +93,18 @@ class Trainer:
         self.optimizer = build_optimizer(config.optimizer, self.model, self.base_lr, config.weight_decay, device)
         self.num_samples = len(data.train.labels)
         self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
-        self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device)
+        self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device, data.grouping)
         self.policy = self.method.policy(config)
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
         self.step = 0
 
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        return self.data.train.images.shape[1:3]
+    def image_sizes(self, order: np.ndarray) -> ImageSizes:
+        """The source sizes the crop boxes are drawn in: one for in-memory images, each file's own for folders."""
+        images = self.data.train.images
+        if isinstance(images, ImageFiles):
+            return images.heights[order], images.widths[order]
+        return images.shape[1:3]
 
     def lr(self, step: int) -> float:
         c = self.config
@@ -110,7 +115,7 @@ class Trainer:
         (returned, on the device)."""
         weights = self.momentum.weights()
         order = self.rng.permutation(self.num_samples)
-        params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.image_hw)
+        params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.image_sizes(order))
         return EpochPlan(order, self.config.batch_size, params), weights
 
     def train_epoch(self, on_step: Callable[[RunningMean], None] = lambda loss: None) -> EpochRecord:
@@ -163,10 +168,12 @@ class Trainer:
     @functools.cached_property
     def data_fingerprint(self) -> str:
         """Which training set the momentum state belongs to: a resume must see the same images.
-        Hashed once: every epoch's state (kept for Ctrl-C) carries it."""
+        Hashed once: every epoch's state (kept for Ctrl-C) carries it. Image folders are hashed by
+        their files' paths, sizes and modification times, not by their pixels."""
         digest = hashlib.sha256(self.data.train_indices.astype(np.int64).tobytes())
         digest.update(self.data.train.labels.astype(np.int64).tobytes())
-        digest.update(self.data.train.images.tobytes())
+        images = self.data.train.images
+        digest.update(images.fingerprint().encode() if isinstance(images, ImageFiles) else images.tobytes())
         return f"{self.data.name}:{self.num_samples}:{digest.hexdigest()[:16]}"
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The CIFAR variant of ResNet used by the reference: a 3x3 stride-1 stem and no max-pool, so a
-32x32 image keeps its resolution through the first stage.
+"""ResNet with either stem: the CIFAR variant used by the reference (a 3x3 stride-1 stem and no
+max-pool, so a 32x32 image keeps its resolution through the first stage), or the ImageNet one (7x7
+stride 2 and a 3x3 stride-2 max-pool, for the 224-pixel ImageNet-LT and Places-LT recipes).
 
 The conv and norm layers are injected (`conv`, `norm`) so that SDCLR can build the very same
 network from masked convs and dual BatchNorms instead of copying it. The model holds no input
@@ -89,9 +90,13 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, block: Block, depths: tuple[int, ...], width: int = 64,
-                 conv: ConvFactory = nn.Conv2d, norm: NormFactory = nn.BatchNorm2d) -> None:
+                 conv: ConvFactory = nn.Conv2d, norm: NormFactory = nn.BatchNorm2d, stem: str = "cifar") -> None:
         super().__init__()
-        self.stem = nn.Sequential(conv(3, width, 3, 1, 1, bias=False), norm(width), nn.ReLU(inplace=True))
+        if stem == "imagenet":
+            self.stem = nn.Sequential(conv(3, width, 7, 2, 3, bias=False), norm(width), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(3, 2, 1))
+        else:
+            self.stem = nn.Sequential(conv(3, width, 3, 1, 1, bias=False), norm(width), nn.ReLU(inplace=True))
         stages = []
         in_channels = width
         for index, depth in enumerate(depths):
@@ -118,10 +123,15 @@ class ResNet(nn.Module):
         return self.stages(self.stem(x)).mean(dim=(2, 3))
 
 
+STEMS = ("cifar", "imagenet")
+
+
 def resnet(arch: str, width: int = 64, conv: ConvFactory = nn.Conv2d,
-           norm: NormFactory = nn.BatchNorm2d) -> ResNet:
-    """A CIFAR ResNet by name ("resnet18" or "resnet50"); width 64 is the reference's."""
+           norm: NormFactory = nn.BatchNorm2d, stem: str = "cifar") -> ResNet:
+    """A ResNet by name ("resnet18" or "resnet50") and stem ("cifar" or "imagenet"); width 64 is the reference's."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
     block, depths = ARCHITECTURES[arch]
-    return ResNet(block, depths, width, conv, norm)
+    return ResNet(block, depths, width, conv, norm, stem)

@@ -96,9 +96,9 @@ class SDCLR(nn.Module):
     every parameter is what lets the gradients be reduced once, with no search for unused ones.
     """
 
-    def __init__(self, arch: str = "resnet18", width: int = 64) -> None:
+    def __init__(self, arch: str = "resnet18", width: int = 64, stem: str = "cifar") -> None:
         super().__init__()
-        self.backbone = resnet(arch, width, conv=MaskedConv2d, norm=partial(DualBatchNorm, nn.BatchNorm2d))
+        self.backbone = resnet(arch, width, conv=MaskedConv2d, norm=partial(DualBatchNorm, nn.BatchNorm2d), stem=stem)
         self.projector = ProjectionHead(self.backbone.feature_dim, norm=partial(DualBatchNorm, nn.BatchNorm1d))
         self.use_pruned = False
 

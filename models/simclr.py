@@ -13,11 +13,11 @@ from models.resnet import resnet
 
 
 class SimCLR(nn.Module):
-    """CIFAR ResNet backbone + the reference's projector; the model of SimCLR and BCL-I."""
+    """ResNet backbone (CIFAR or ImageNet stem) + the reference's projector; the model of SimCLR and BCL-I."""
 
-    def __init__(self, arch: str = "resnet18", width: int = 64) -> None:
+    def __init__(self, arch: str = "resnet18", width: int = 64, stem: str = "cifar") -> None:
         super().__init__()
-        self.backbone = resnet(arch, width)
+        self.backbone = resnet(arch, width, stem=stem)
         self.projector = ProjectionHead(self.backbone.feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,7 @@ class Method:
         if "name" in cls.__dict__:
             Method.registered.append(cls)
 
-    def build_model(self, arch: str, width: int) -> nn.Module:
+    def build_model(self, arch: str, width: int, stem: str = "cifar") -> nn.Module:
         raise NotImplementedError
 
     def gradients(self, network: nn.Module, model: nn.Module, views: torch.Tensor, contrast: Contrast,
@@ -74,7 +74,7 @@ class Method:
         """Work at the start of every epoch, before its first step."""
 
     def policy(self, config: TrainConfig) -> BoostPolicy:
-        return BoostPolicy(config.rand_k, config.rand_strength)
+        return BoostPolicy(config.rand_k, config.rand_strength, crop_scale=(config.crop_scale, 1.0))
 
     def check(self, config: TrainConfig) -> str | None:
         """A one-line error for settings this method cannot train with, else None. Boosted slots

@@ -18,8 +18,8 @@ class SDCLRMethod(Method):
     weight_decay = 1e-4
     summary = "ResNet with a pruned twin (dual BatchNorm), SimCLR's augmentation"
 
-    def build_model(self, arch: str, width: int) -> nn.Module:
-        return SDCLR(arch, width)
+    def build_model(self, arch: str, width: int, stem: str = "cifar") -> nn.Module:
+        return SDCLR(arch, width, stem)
 
     def gradients(self, network: nn.Module, model: nn.Module, views: torch.Tensor, contrast: Contrast,
                   autocast: Autocast) -> torch.Tensor:

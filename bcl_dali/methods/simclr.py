@@ -13,8 +13,8 @@ class SimCLRMethod(Method):
     weight_decay = 5e-4
     summary = "ResNet + projector, SimCLR's augmentation"
 
-    def build_model(self, arch: str, width: int) -> nn.Module:
-        return SimCLR(arch, width)
+    def build_model(self, arch: str, width: int, stem: str = "cifar") -> nn.Module:
+        return SimCLR(arch, width, stem)
 
     def gradients(self, network: nn.Module, model: nn.Module, views: torch.Tensor, contrast: Contrast,
                   autocast: Autocast) -> torch.Tensor:
