@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from benchmarks.fidelity import PAIRS, run_fidelity
-from benchmarks.pipeline import measure_pipeline
+from benchmarks.pipeline import generated_folder, measure_pipeline
 from benchmarks.profile import iteration_profile
 from benchmarks.step import measure_step
 from benchmarks.train import compare, measure_scaling, measure_training
@@ -38,6 +38,8 @@ TARGETS = (
     ("train_bcl-i_vs_reference", "speedup_over_pil_executor", 1.0),
     ("train_bcl-i_vs_reference", "speedup", 6.0),
     ("train_bcl-i_torchrun_world_1", "of_single_process", 0.97),
+    ("pipeline_folder_dali_k2", "samples_per_second", 5_000),
+    ("train_bcl-d_imagenet_lt_folder", "of_step", 0.95),
 )
 """(item, figure, the least it should be): the speed the project promises on one GPU."""
 
@@ -55,12 +57,18 @@ class Sizes:
     run_epochs: int
     fidelity_epochs: int
     sweep: tuple[int, ...]
+    folder_files: int
+    folder_batch_size: int
+    folder_image_size: int
+    folder_width: int
 
 
 FULL = Sizes(device="cuda", num_classes=100, batch_size=512, width=64, pipeline_iters=100, reference_iters=20,
-             step_iters=50, epochs=3, run_epochs=15, fidelity_epochs=50, sweep=(1, 2, 4, 8))
+             step_iters=50, epochs=3, run_epochs=15, fidelity_epochs=50, sweep=(1, 2, 4, 8), folder_files=2048,
+             folder_batch_size=256, folder_image_size=224, folder_width=64)
 SMOKE = Sizes(device="cpu", num_classes=3, batch_size=32, width=16, pipeline_iters=2, reference_iters=2,
-              step_iters=2, epochs=2, run_epochs=2, fidelity_epochs=1, sweep=(1, 2))
+              step_iters=2, epochs=2, run_epochs=2, fidelity_epochs=1, sweep=(1, 2), folder_files=32,
+              folder_batch_size=8, folder_image_size=32, folder_width=16)
 
 
 def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> dict:
@@ -76,6 +84,8 @@ def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> d
                                                              num_classes=c, profile=True))
         for k in (1, 2)]
     items.append(("profile_k2", lambda: iteration_profile(device, b, 2, out / "profile.txt", num_classes=c)))
+    scratch = Path(tempfile.mkdtemp(prefix="bcl-dali-jpegs-"))
+    items += _folder_items(results, device, sizes, scratch, cores)
     items += [(f"step_{m}", lambda m=m: measure_step(m, device, b, sizes.step_iters, w, num_classes=c)) for m in METHODS]
     items.append(("train_bcl-i_vs_reference", lambda: compare("bcl-i", device, sizes.epochs, b, w, num_classes=c)))
     items += [(f"train_{m}", lambda m=m: measure_training(m, device, sizes.epochs, b, w, num_classes=c))
@@ -98,6 +108,7 @@ def run_checks(out: Path, sizes: Sizes, log: Callable[[str], None] = print) -> d
             results[name] = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
             log(f"{name}: FAILED {type(error).__name__}: {error}")
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    shutil.rmtree(scratch, ignore_errors=True)
     for line in verdicts(results):
         log(line)
     return results
@@ -115,6 +126,31 @@ def verdicts(results: dict) -> list[str]:
         else:
             lines.append(f"target {item} {figure} >= {least:,}: {value:,.2f} {'met' if value >= least else 'MISSED'}")
     return lines
+
+
+def _folder_items(results: dict, device: torch.device, sizes: Sizes, scratch: Path,
+                  cores: int) -> list[tuple[str, Callable[[], object]]]:
+    """Issue J's figures: decode + augmentation of ImageNet-sized JPEGs to 224-pixel views, the recipe's
+    ResNet-50 step, and its training end to end on the files against the step alone."""
+    b, size, w = sizes.folder_batch_size, sizes.folder_image_size, sizes.folder_width
+    files: list = []
+
+    def folder():
+        if not files:
+            files.append(generated_folder(scratch, sizes.folder_files))
+        return files[0]
+
+    def end_to_end() -> dict:
+        folder()
+        train = measure_training("bcl-d", device, sizes.epochs, b, w, folder=scratch, image_size=size)
+        step = results["step_bcl-d_imagenet_lt"]["samples_per_second"]
+        return train | {"step_samples_per_second": step, "of_step": train["samples_per_second"] / step}
+
+    return [("pipeline_folder_dali_k2", lambda: measure_pipeline("dali", device, b, sizes.pipeline_iters, cores, 2,
+                                                                 folder=folder(), image_size=size)),
+            ("step_bcl-d_imagenet_lt", lambda: measure_step("bcl-d", device, b, sizes.step_iters, w,
+                                                             recipe="imagenet-lt", size=size)),
+            ("train_bcl-d_imagenet_lt_folder", end_to_end)]
 
 
 def _world_of_one(results: dict, device: torch.device, sizes: Sizes) -> dict:

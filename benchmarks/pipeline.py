@@ -1,6 +1,8 @@
 """Augmentation throughput of the executors: samples per second, two views each, views on the device.
 
-The policy at mixed weights (uniform in [0, 1]) on the built-in synthetic-lt training set. The clock
+The policy at mixed weights (uniform in [0, 1]) on the built-in synthetic-lt training set, or on an
+image folder's files, decoded and augmented to 224-pixel views (a generated folder of ImageNet-sized
+JPEGs unless one is given). The clock
 runs between two synchronisations at iteration boundaries in the middle of an epoch: warm-up
 iterations before it (graph setup, worker start-up) and tail iterations after it, so the executor's
 prefetching is as far ahead when the clock stops as when it starts. The DALI figures come with the
@@ -9,34 +11,48 @@ cost model's counts (benchmarks.profile), and with `profile` with the time of ea
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.profile import StageTimer, graph_census, kernel_census
 from benchmarks.timing import gpu_name, synchronize
+from bcl_dali.config import IMAGENET_LT
 from bcl_dali.data import load_data
-from bcl_dali.policy import BoostPolicy
+from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.folder import FolderLists
+from bcl_dali.data.jpeg_folder import write_jpeg_folder
+from bcl_dali.policy import CROP_SCALE, BoostPolicy
 from pipelines.dali_executor import DaliExecutor
+from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.dali_graph import PREFETCH_DEPTH
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
 
 WARMUP_ITERATIONS = 3
 TAIL_ITERATIONS = PREFETCH_DEPTH + 1
+FOLDER_VIEW_SIZE = IMAGENET_LT.image_size
+FOLDER_CROP_SCALE = IMAGENET_LT.crop_scale
+GENERATED_FILES = 512
+GENERATED_CLASSES = 8
+GENERATED_SIDES = (256, 500)
 COST_MODEL_KEYS = ("operators", "expansions", "host_to_device_copies", "kernels", "full_image_passes_per_view",
                    "bytes_per_view")
 
 
 def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
                      k: int = 1, seed: int = 0, num_classes: int = 100, profile: bool = False,
-                     batches_together: int | None = None) -> dict:
-    images = load_data("synthetic-lt", num_classes=num_classes, seed=seed).train.images
-    size = images.shape[1]
-    timer = StageTimer(device) if profile else None
+                     batches_together: int | None = None, folder: ImageFiles | None = None,
+                     image_size: int = FOLDER_VIEW_SIZE) -> dict:
+    """`folder`: decode and augment its files to views of `image_size` (else synthetic-lt's arrays)."""
+    images = folder if folder is not None else load_data("synthetic-lt", num_classes=num_classes, seed=seed).train.images
+    size = image_size if folder is not None else images.shape[1]
+    timer = StageTimer(device) if profile and folder is None else None
     if executor == "dali":
-        runner = DaliExecutor(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
-                              timer=timer, batches_together=batches_together)
+        kind = DaliFolderExecutor if folder is not None else DaliExecutor
+        runner = kind(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
+                      timer=timer, batches_together=batches_together)
     else:
         runner = ReferenceExecutor(images, size=size, workers=workers)
     together = runner.batches_together if executor == "dali" else 1
@@ -45,7 +61,9 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     rng = np.random.default_rng(seed)
     total = (warmup + timed + in_flight) * batch_size
     order = np.resize(rng.permutation(len(images)), total)
-    params = BoostPolicy(k).sample(rng.random(total), rng, (size, size))
+    sizes = (folder.heights[order], folder.widths[order]) if folder is not None else (size, size)
+    params = BoostPolicy(k, crop_scale=(FOLDER_CROP_SCALE, 1.0) if folder is not None else CROP_SCALE).sample(
+        rng.random(total), rng, sizes)
     start = seconds = None
     for b, (_, views) in enumerate(runner.epoch(EpochPlan(order, batch_size, params))):
         views.to(device, non_blocking=True)
@@ -57,8 +75,14 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
                 seconds = time.perf_counter() - start
     result = {"benchmark": "pipeline", "executor": executor, "device": str(device), "batch_size": batch_size,
               "iters": timed, "workers": workers, "rand_k": k, "seconds": seconds,
-              "samples_per_second": timed * batch_size / seconds, "torch": torch.__version__, "gpu": gpu_name(device)}
-    if executor == "dali":
+              "samples_per_second": timed * batch_size / seconds, "torch": torch.__version__, "gpu": gpu_name(device),
+              "dataset": "synthetic-lt" if folder is None else "folder", "view_size": size}
+    if folder is not None:
+        result["images"] = {"files": len(folder), "mean_height": float(folder.heights.mean()),
+                            "mean_width": float(folder.widths.mean()), "mean_bytes": float(folder.bytes.mean())}
+        if executor == "dali":
+            result["batches_per_iteration"] = runner.batches_together
+    elif executor == "dali":
         result["batches_per_iteration"] = runner.batches_together
         result.update(graph_census(k, "gpu" if device.type == "cuda" else "cpu"))
         result.update(kernel_census(k))
@@ -68,14 +92,24 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
 
 
 def compare_pipelines(device: torch.device, batch_size: int, iters: int, workers: int, k: int = 1,
-                      num_classes: int = 100, profile: bool = False) -> dict:
+                      num_classes: int = 100, profile: bool = False, folder: ImageFiles | None = None,
+                      image_size: int = FOLDER_VIEW_SIZE) -> dict:
     """Both executors in one run; `ratio` is DALI's throughput over the reference executor's. The
-    cost model's counts of the DALI graph are repeated at the top level."""
-    dali = measure_pipeline("dali", device, batch_size, iters, workers, k, num_classes=num_classes, profile=profile)
-    reference = measure_pipeline("reference", device, batch_size, iters, workers, k, num_classes=num_classes)
+    cost model's counts of the DALI graph (synthetic-lt's) are repeated at the top level."""
+    on = {"folder": folder, "image_size": image_size}
+    dali = measure_pipeline("dali", device, batch_size, iters, workers, k, num_classes=num_classes, profile=profile, **on)
+    reference = measure_pipeline("reference", device, batch_size, iters, workers, k, num_classes=num_classes, **on)
     return {"benchmark": "pipelines", "device": str(device), "gpu": gpu_name(device), "rand_k": k,
-            **{key: dali[key] for key in COST_MODEL_KEYS}, "dali": dali, "reference": reference,
+            **{key: dali[key] for key in COST_MODEL_KEYS if key in dali}, "dali": dali, "reference": reference,
             "ratio": dali["samples_per_second"] / reference["samples_per_second"]}
+
+
+def generated_folder(root: Path, files: int = GENERATED_FILES) -> ImageFiles:
+    """A folder of ImageNet-sized JPEGs (sides 256 to 500 pixels), for `bench pipeline --dataset folder`
+    without --data-dir."""
+    per_class = -(-files // GENERATED_CLASSES)
+    write_jpeg_folder(root, [per_class] * GENERATED_CLASSES, 1, sides=GENERATED_SIDES)
+    return load_data("folder", data_dir=root, lists=FolderLists(str(root / "train.txt"), str(root / "test.txt"))).train.images
 
 
 def summary(result: dict) -> str:
@@ -85,7 +119,11 @@ def summary(result: dict) -> str:
     line = (f"pipeline {result['executor']} on {result['device']}: {result['samples_per_second']:,.0f} samples/s "
             f"(batch {result['batch_size']}, {result['iters']} batches, {result['workers']} workers, "
             f"k={result['rand_k']})")
-    if result["executor"] == "dali":
+    if result.get("dataset") == "folder":
+        images = result["images"]
+        line += (f"; decode + augmentation of {images['files']} JPEGs of {images['mean_width']:.0f}x"
+                 f"{images['mean_height']:.0f} pixels on average to two {result['view_size']}-pixel views each")
+    elif result["executor"] == "dali":
         line += (f"; per iteration: {result['operators']} DALI operators, {result['expansions']} expanding, "
                  f"{result['host_to_device_copies']} host-to-device copies, {result['kernels']} torch kernels; "
                  f"per view: {result['full_image_passes_per_view']} full-image passes, "

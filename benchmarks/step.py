@@ -7,20 +7,26 @@ import time
 import torch
 
 from benchmarks.timing import gpu_name, synchronize
-from bcl_dali.config import TrainConfig
+from bcl_dali.config import RECIPES, TrainConfig
 from bcl_dali.trainer import Trainer
 from bcl_dali.run_training import load_run_data
 
 WARMUP_STEPS = 5
+CIFAR_SIZE = 32
 
 
 def measure_step(method: str, device: torch.device, batch_size: int, iters: int, width: int = 64,
-                 compile_model: bool = False, num_classes: int = 100) -> dict:
+                 compile_model: bool = False, num_classes: int = 100, recipe: str | None = None,
+                 size: int | None = None) -> dict:
+    """`recipe` (imagenet-lt, places-lt): its ResNet-50 with the ImageNet stem on views of its size
+    (or of `size`)."""
+    model = {} if recipe is None else {"arch": RECIPES[recipe].arch, "stem": RECIPES[recipe].stem}
+    size = size or (CIFAR_SIZE if recipe is None else RECIPES[recipe].image_size)
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
-                         batch_size=batch_size, epochs=1, device=str(device), compile=compile_model).resolve()
+                         batch_size=batch_size, epochs=1, device=str(device), compile=compile_model, **model).resolve()
     trainer = Trainer(config, load_run_data(config), device, executor=None)
     trainer.model.train()
-    views = torch.randn(2 * batch_size, 32, 32, 3, device=device).to(_view_dtype(trainer)).permute(0, 3, 1, 2)
+    views = torch.randn(2 * batch_size, size, size, 3, device=device).to(_view_dtype(trainer)).permute(0, 3, 1, 2)
     generator = torch.Generator(device=device).manual_seed(0)
     order = torch.randperm(trainer.num_samples, device=device, generator=generator)
     indices = [order[i * batch_size % (trainer.num_samples - batch_size):][:batch_size] for i in range(8)]
@@ -32,6 +38,7 @@ def measure_step(method: str, device: torch.device, batch_size: int, iters: int,
     synchronize(device)
     seconds = time.perf_counter() - start
     return {"benchmark": "step", "method": method, "device": str(device), "batch_size": batch_size, "width": width,
+            "arch": config.arch, "view_size": size,
             "iters": iters, "compile": compile_model, "precision": "bf16" if trainer.bf16 else "fp32",
             "seconds": seconds, "samples_per_second": iters * batch_size / seconds, "gpu": gpu_name(device)}
 
@@ -43,4 +50,5 @@ def _view_dtype(trainer: Trainer) -> torch.dtype:
 def summary(result: dict) -> str:
     return (f"step {result['method']} on {result['device']} ({result['precision']}"
             f"{', compiled' if result['compile'] else ''}): {result['samples_per_second']:,.0f} samples/s "
-            f"(batch {result['batch_size']}, width {result['width']}, {result['iters']} steps)")
+            f"(batch {result['batch_size']}, {result['arch']} width {result['width']}, {result['view_size']}-pixel views, "
+            f"{result['iters']} steps)")

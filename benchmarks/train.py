@@ -40,12 +40,18 @@ SCALING_TIMEOUT_S = 3600
 
 
 def measure_training(method: str, device: torch.device, epochs: int, batch_size: int = 512, width: int = 64,
-                     compile_model: bool = False, num_classes: int = 100, executor: str = "dali") -> dict:
+                     compile_model: bool = False, num_classes: int = 100, executor: str = "dali",
+                     folder: Path | None = None, image_size: int | None = None) -> dict:
     """Our training loop (the `train` command's, without evaluation or checkpoints); under torchrun,
-    on every process, `batch_size` being the global batch."""
-    config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
-                         batch_size=batch_size, epochs=epochs, device=str(device), compile=compile_model,
-                         executor=executor).resolve()
+    on every process, `batch_size` being the global batch. With `folder` (a root holding train.txt
+    and test.txt), the ImageNet-LT recipe on its files: ResNet-50, decode and augmentation to
+    `image_size` (224) views."""
+    data = {"dataset": "synthetic-lt", "num_classes": num_classes}
+    if folder is not None:
+        data = {"dataset": "folder", "data_dir": str(folder), "train_list": str(folder / "train.txt"),
+                "test_list": str(folder / "test.txt"), "image_size": image_size}
+    config = TrainConfig(method=method, width=width, batch_size=batch_size, epochs=epochs, device=str(device),
+                         compile=compile_model, executor=executor, **data).resolve()
     world = World.from_environment()
     device = world.device(device)
     world.start(device)
@@ -138,7 +144,8 @@ def _per_sample_momentum_loop(momentum: MomentumLoss, indices: torch.Tensor, los
 def _result(configuration: str, config: TrainConfig, device: torch.device, samples: int, seconds: list[float]) -> dict:
     timed = seconds[1:] or seconds
     return {"benchmark": "train", "configuration": configuration, "method": config.method, "device": str(device),
-            "gpu": gpu_name(device), "batch_size": config.batch_size, "width": config.width, "epochs": len(seconds),
+            "gpu": gpu_name(device), "dataset": config.dataset, "arch": config.arch, "image_size": config.image_size,
+            "batch_size": config.batch_size, "width": config.width, "epochs": len(seconds),
             "executor": config.executor, "workers": config.worker_count, "precision": config.precision,
             "compile": config.compile, "epoch_seconds": seconds,
             "samples_per_second": samples * len(timed) / sum(timed)}
@@ -166,6 +173,8 @@ def summary(result: dict) -> str:
                 f"{result['ours_pil_executor']['samples_per_second']:,.0f} samples/s "
                 f"({result['speedup_over_pil_executor']:.2f}x); reference configuration "
                 f"{result['reference']['samples_per_second']:,.0f} samples/s ({result['speedup']:.2f}x)")
+    on = (f", {result['arch']} on {result['image_size']}-pixel views of JPEG files"
+          if result.get("dataset") == "folder" else "")
     return (f"train {result['method']} ({result['configuration']}) on {result['device']}: "
-            f"{result['samples_per_second']:,.0f} samples/s (batch {result['batch_size']}, width {result['width']}, "
-            f"{result['epochs']} epochs, first excluded)")
+            f"{result['samples_per_second']:,.0f} samples/s (batch {result['batch_size']}, width {result['width']}"
+            f"{on}, {result['epochs']} epochs, first excluded)")
