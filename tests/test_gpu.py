@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from bcl_dali.config import TrainConfig
+from bcl_dali.data import load_data
+from bcl_dali.data.folder import FolderLists
+from bcl_dali.data.jpeg_folder import write_jpeg_folder
 from bcl_dali.executors import build_executor
 from bcl_dali.meter import RunningMean
 from bcl_dali.policy import BoostPolicy
@@ -14,9 +17,12 @@ from bcl_dali.run_training import load_run_data
 from bcl_dali.show import denormalize
 from bcl_dali.trainer import Trainer
 from pipelines.dali_executor import DaliExecutor, epoch_table
+from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.plan import EpochPlan
+from pipelines.reference import ReferenceExecutor
 from tests.augmentation_cases import natural_images, reference_views
 from tests.cli_support import run
+from tests.test_folder import FAR_TOLERANCE, MEAN_TOLERANCE, levels
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 CUDA = torch.device("cuda")
@@ -136,3 +142,25 @@ def test_short_training_run_on_the_gpu(tmp_path, method):
                  "--epochs", "2", "--batch-size", "64", "--device", "cuda", "--out", tmp_path / method)
     assert result.exit_code == 0, result.output
     assert "kNN top-1" in result.stdout
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_gpu_decodes_folders_as_pil_does(tmp_path, k):
+    """nvJPEG's crop decode ("mixed"), the dense resize and every stage on the GPU, several batches
+    per iteration and a short last one: the same samples as the PIL reference, views within F's
+    tolerance (nvJPEG's IDCT may differ from libjpeg's by a level)."""
+    root = write_jpeg_folder(tmp_path, [60, 40, 20], 2, sides=(40, 300))
+    files = load_data("folder", data_dir=root, lists=FolderLists(str(root / "train.txt"), str(root / "test.txt"))).train.images
+    rng = np.random.default_rng(k)
+    order = rng.permutation(len(files))
+    plan = EpochPlan(order, 24, BoostPolicy(k, crop_scale=(0.08, 1.0)).sample(
+        rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
+    on_gpu = DaliFolderExecutor(files, size=64, num_slots=k, batch_size=24, device=CUDA, threads=2,
+                                dtype=torch.float32, batches_together=2)
+    batches = 0
+    for (gpu_indices, gpu_views), (ref_indices, ref_views) in zip(on_gpu.epoch(plan), ReferenceExecutor(files, 64).epoch(plan)):
+        np.testing.assert_array_equal(gpu_indices.cpu().numpy(), ref_indices.numpy())
+        difference = np.abs(levels(gpu_views.cpu()) - levels(ref_views))
+        assert difference.mean() <= MEAN_TOLERANCE and (difference > 8).mean() <= FAR_TOLERANCE
+        batches += 1
+    assert batches == plan.num_batches

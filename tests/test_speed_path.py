@@ -59,7 +59,8 @@ def test_gpu_check_smoke_runs_every_item(tmp_path):
     failed = {name: item["error"] for name, item in results.items() if isinstance(item, dict) and "error" in item}
     assert not failed
     for name in ("pipeline_dali_k1", "pipeline_dali_k2", "pipeline_reference", "step_bcl-d", "train_bcl-i_vs_reference",
-                 "train_sdclr", "pipeline_dali_k2_2_batches_per_iteration"):
+                 "train_sdclr", "pipeline_dali_k2_2_batches_per_iteration", "pipeline_folder_dali_k2",
+                 "step_bcl-d_imagenet_lt", "train_bcl-d_imagenet_lt_folder"):
         figure = results[name].get("samples_per_second") or results[name]["speedup"]
         assert figure > 0, name
     assert results["pipeline_dali_k2"]["operators"] == 6 and results["pipeline_dali_k2"]["expansions"] == 0
@@ -67,4 +68,5 @@ def test_gpu_check_smoke_runs_every_item(tmp_path):
     assert (tmp_path / "profile.txt").exists()
     assert len(results["fidelity"]["table"]) == 8 and (tmp_path / "fidelity.md").exists()
     log = (tmp_path / "check.log").read_text()
-    assert log.count("\ntarget ") == 8 and "not measured" not in log
+    assert results["train_bcl-d_imagenet_lt_folder"]["of_step"] > 0
+    assert log.count("\ntarget ") == 10 and "not measured" not in log
