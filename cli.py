@@ -155,6 +155,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--image-size", type=click.IntRange(min=1), help="folder: the views' side in pixels  [default: 224]")
 @click.option("--crop-scale", type=float, help="RandomResizedCrop's smallest area share  [default: 0.1; 0.08 for "
               "--dataset folder]")
+@click.option("--blur/--no-blur", default=None, help="Gaussian blur after grayscale (p 0.5, sigma 0.1 to 2)  "
+              "[default: off; on for --dataset folder]")
 @click.option("--split", type=click.Path(path_type=Path), help="long-tailed index file, e.g. the reference's "
               "cifar100_split1_D_i.npy  [default: generated with --imbalance and --split-seed]")
 @click.option("--imbalance", type=float, help="head / tail ratio of a generated split  [default: 100]")

@@ -47,17 +47,18 @@ BUDGETS: dict[str, Budget] = {"synthetic-lt": DEMO_BUDGET}
 @dataclass(frozen=True)
 class Recipe:
     """The 224-pixel setting of the paper's ImageNet-LT and Places-LT experiments (BCL follows SDCLR
-    there: ResNet-50 with the ImageNet stem, 500 epochs, batch 256, lr 0.5, temperature 0.2, and
-    RandomResizedCrop from 8% of the image)."""
+    there: ResNet-50 with the ImageNet stem, 500 epochs, batch 256, lr 0.5, temperature 0.2,
+    RandomResizedCrop from 8% of the image, and the Gaussian blur after grayscale)."""
 
     arch: str
     stem: str
     image_size: int
     crop_scale: float
+    blur: bool
     budget: Budget
 
 
-IMAGENET_LT = Recipe(arch="resnet50", stem="imagenet", image_size=224, crop_scale=0.08,
+IMAGENET_LT = Recipe(arch="resnet50", stem="imagenet", image_size=224, crop_scale=0.08, blur=True,
                      budget=Budget(epochs=500, width=64, warmup_epochs=10, batch_size=256, lr=0.5))
 RECIPES: dict[str, Recipe] = {"imagenet-lt": IMAGENET_LT, "places-lt": IMAGENET_LT}
 """--recipe for --dataset folder (the default: imagenet-lt); the paper trains Places-LT as ImageNet-LT."""
@@ -96,6 +97,7 @@ class TrainConfig:
     probe_list: str | None = None
     image_size: int | None = None
     crop_scale: float | None = None
+    blur: bool | None = None
     download: bool = False
     split: str | None = None
     imbalance: float = 100.0
@@ -159,6 +161,7 @@ class TrainConfig:
             stem=_default(self.stem, recipe.stem if recipe else "cifar"),
             image_size=_default(self.image_size, recipe.image_size) if recipe else None,
             crop_scale=_default(self.crop_scale, recipe.crop_scale if recipe else CIFAR_CROP_SCALE),
+            blur=_default(self.blur, recipe.blur if recipe else False),
             width=_default(self.width, budget.width),
             epochs=_default(self.epochs, budget.epochs),
             batch_size=_default(self.batch_size, budget.batch_size),
@@ -248,7 +251,8 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """A stored config; one from before the data seed existed drew its images with its `seed`, one
         from before image folders is a CIFAR-stem run cropping from 10%."""
-        data = {"data_seed": data.get("seed", cls.seed), "stem": "cifar", "crop_scale": CIFAR_CROP_SCALE, **data}
+        data = {"data_seed": data.get("seed", cls.seed), "stem": "cifar", "crop_scale": CIFAR_CROP_SCALE, "blur": False,
+                **data}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -25,7 +25,7 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
             return ReferenceExecutor(images, size=config.image_size, workers=workers)
         return DaliFolderExecutor(images, size=config.image_size, num_slots=config.rand_k,
                                   batch_size=config.batch_size // world.size, device=device, threads=max(1, workers),
-                                  dtype=dtype)
+                                  dtype=dtype, blur=config.blur)
     height, width = images.shape[1:3]
     if height != width:
         raise UserError(f"training images are {height}x{width}; RandomResizedCrop here makes square views, "
@@ -33,4 +33,4 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
     if config.executor == "reference":
         return ReferenceExecutor(images, size=height, workers=workers)
     return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
-                        device=device, threads=max(1, workers), dtype=dtype)
+                        device=device, threads=max(1, workers), dtype=dtype, blur=config.blur)

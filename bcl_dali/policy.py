@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipelines.blur import SIGMA_RANGE
 from pipelines.ops import MAX_MAGNITUDE, RAND_OPS
 from pipelines.params import AugParams, ViewParams
 
@@ -23,6 +24,8 @@ FLIP_P = 0.5
 JITTER_P = 0.8
 JITTER_STRENGTH = (0.4, 0.4, 0.4, 0.1)
 GRAYSCALE_P = 0.2
+BLUR_P = 0.5
+"""The ImageNet recipe's Gaussian blur (SDCLR's, after MoCo): p = 0.5, sigma ~ U(0.1, 2)."""
 SINGLE_OP_FLOOR = 10.0
 """k = 1 (BCL-I): m = 10 + 20 w at strength 30."""
 MULTI_OP_FLOOR = 5.0
@@ -39,6 +42,7 @@ class BoostPolicy:
     k: int
     strength: float = MAX_MAGNITUDE
     crop_scale: tuple[float, float] = CROP_SCALE
+    blur: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 0:
@@ -82,7 +86,13 @@ class BoostPolicy:
             op_sign=np.where(rng.random((n, k)) < 0.5, 1, -1).astype(np.int8),
             op_magnitude=np.repeat(magnitude[:, None], k, axis=1).astype(np.float32),
             op_aux=rng.random((n, k, 2)).astype(np.float32),
+            blur=self._blur(rng, n) if self.blur else None,
         )
+
+    @staticmethod
+    def _blur(rng: np.random.Generator, n: int) -> np.ndarray:
+        applied = rng.random(n) < BLUR_P
+        return np.where(applied, rng.uniform(*SIGMA_RANGE, n), 0.0).astype(np.float32)
 
 
 def crop_boxes(rng: np.random.Generator, n: int, height: int | np.ndarray, width: int | np.ndarray,

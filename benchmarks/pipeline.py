@@ -23,7 +23,7 @@ from bcl_dali.data import load_data
 from bcl_dali.data.files import ImageFiles
 from bcl_dali.data.folder import FolderLists
 from bcl_dali.data.jpeg_folder import write_jpeg_folder
-from bcl_dali.policy import CROP_SCALE, BoostPolicy
+from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
 from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.dali_graph import PREFETCH_DEPTH
@@ -33,7 +33,6 @@ from pipelines.reference import ReferenceExecutor
 WARMUP_ITERATIONS = 3
 TAIL_ITERATIONS = PREFETCH_DEPTH + 1
 FOLDER_VIEW_SIZE = IMAGENET_LT.image_size
-FOLDER_CROP_SCALE = IMAGENET_LT.crop_scale
 GENERATED_FILES = 512
 GENERATED_CLASSES = 8
 GENERATED_SIDES = (256, 500)
@@ -52,7 +51,7 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     if executor == "dali":
         kind = DaliFolderExecutor if folder is not None else DaliExecutor
         runner = kind(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
-                      timer=timer, batches_together=batches_together)
+                      timer=timer, batches_together=batches_together, blur=folder is not None)
     else:
         runner = ReferenceExecutor(images, size=size, workers=workers)
     together = runner.batches_together if executor == "dali" else 1
@@ -62,8 +61,8 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     total = (warmup + timed + in_flight) * batch_size
     order = np.resize(rng.permutation(len(images)), total)
     sizes = (folder.heights[order], folder.widths[order]) if folder is not None else (size, size)
-    params = BoostPolicy(k, crop_scale=(FOLDER_CROP_SCALE, 1.0) if folder is not None else CROP_SCALE).sample(
-        rng.random(total), rng, sizes)
+    recipe = {"crop_scale": (IMAGENET_LT.crop_scale, 1.0), "blur": IMAGENET_LT.blur} if folder is not None else {}
+    params = BoostPolicy(k, **recipe).sample(rng.random(total), rng, sizes)
     start = seconds = None
     for b, (_, views) in enumerate(runner.epoch(EpochPlan(order, batch_size, params))):
         views.to(device, non_blocking=True)

@@ -12,6 +12,7 @@ import functools
 
 import torch
 
+from pipelines.blur import gaussian_blur
 from pipelines.colour import adjust_hue, enhance, grayscale
 from pipelines.ops import POINT_TABLES
 from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
@@ -30,9 +31,10 @@ class Augmentation:
     """
 
     def __init__(self, images: torch.Tensor | None, num_slots: int, size: int | None = None,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, blur: bool = False) -> None:
         """`images`: the uint8 (N, S, S, 3) training images, on the device the stages run on; or None
-        for decoded crops, with the views' `size` and the `device`."""
+        for decoded crops, with the views' `size` and the `device`. `blur`: the recipe's Gaussian blur
+        ends the colour stage."""
         if images is not None:
             height, width = images.shape[1:3]
             if height != width:
@@ -41,7 +43,7 @@ class Augmentation:
             self.crop_tables = CropTables(height, height, device)
         self.images = images
         self.size = size
-        self.layout = Layout(num_slots, size)
+        self.layout = Layout(num_slots, size, blur)
         self.rows = Rows(dense=device.type == "cuda")
         self._channel_tables = functools.partial(
             channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=device))
@@ -72,7 +74,11 @@ class Augmentation:
             if j == PRE_HUE_SLOTS:
                 x = self.rows.apply(adjust_hue, x, take("hue_active") > 0, take("hue_shift"))
             x = self.rows.apply(enhance, x, factor[:, j] != 1, factor[:, j], grey[:, j], mean[:, j])
-        return self.rows.apply(grayscale, x, take("grayscale") > 0).to(torch.uint8)
+        x = self.rows.apply(grayscale, x, take("grayscale") > 0).to(torch.uint8)
+        if self.layout.blur:
+            columns = (take(name).long() for name in ("blur_radius", "blur_ww", "blur_fw"))
+            x = self.rows.apply(gaussian_blur, x, take("blur_active") > 0, *columns)
+        return x
 
     def slot(self, s: int, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """RandAugment slot s: each view runs the one stage its op needs, if any."""

@@ -48,10 +48,12 @@ class DaliExecutor:
 
     def __init__(self, images: np.ndarray, *, size: int, num_slots: int, batch_size: int,
                  device: torch.device, threads: int, dtype: torch.dtype = torch.float16,
-                 timer: Timer | None = None, batches_together: int | None = None) -> None:
+                 timer: Timer | None = None, batches_together: int | None = None, blur: bool = False) -> None:
+        """`blur`: plans carry the recipe's Gaussian blur (ViewParams.blur)."""
         self.device = device
         self.size = size
         self.num_slots = num_slots
+        self.blur = blur
         self.batches_together = batches_together or batches_per_iteration(device, batch_size)
         self._cuda = device.type == "cuda"
         self._plan: EpochPlan | None = None
@@ -72,7 +74,7 @@ class DaliExecutor:
         if not images.shape[1] == images.shape[2] == self.size:
             raise ValueError(f"the DALI executor makes views of the images' own square size; got {images.shape[1]}x"
                              f"{images.shape[2]} images and size {self.size}")
-        self.augmentation = Augmentation(torch.as_tensor(images).to(self.device), self.num_slots)
+        self.augmentation = Augmentation(torch.as_tensor(images).to(self.device), self.num_slots, blur=self.blur)
         return augmentation_pipeline(self._batch_table, self.augmentation, self.device, threads, dtype, timer)
 
     def _views(self, output: TensorList) -> torch.Tensor:
@@ -88,6 +90,9 @@ class DaliExecutor:
         normalised, a (2B, 3, H, W) channels_last tensor over DALI's output buffer."""
         if plan.params.view1.num_slots != self.num_slots:
             raise ValueError(f"plan has {plan.params.view1.num_slots} op slots, the graph {self.num_slots}")
+        if (plan.params.view1.blur is not None) != self.blur:
+            raise ValueError(f"plan {'with' if not self.blur else 'without'} Gaussian blur, graph "
+                             f"{'with' if self.blur else 'without'}")
         if self._unfinished:
             self._drain()
         self._plan = plan

@@ -47,7 +47,7 @@ class DaliFolderExecutor(DaliExecutor):
 
     def _pipeline(self, images: EncodedImages, threads: int, dtype: torch.dtype, timer: Timer | None) -> Pipeline:
         self.files = images
-        self.augmentation = Augmentation(None, self.num_slots, size=self.size, device=self.device)
+        self.augmentation = Augmentation(None, self.num_slots, size=self.size, device=self.device, blur=self.blur)
         self._reader = ThreadPoolExecutor(READ_THREADS)
         columns = self.augmentation.layout
         self._image_column = columns.columns("image").start

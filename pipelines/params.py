@@ -40,6 +40,9 @@ class ViewParams:
     """(B, k) float32: RandAugment magnitude m in [0, 30]."""
     op_aux: np.ndarray
     """(B, k, 2) float32 in [0, 1): the op's own randomness (Cutout's centre, x then y)."""
+    blur: np.ndarray | None = None
+    """(B,) float32: sigma of the Gaussian blur after grayscale, 0 where none; None where the recipe
+    has no blur (CIFAR's)."""
 
     def __post_init__(self) -> None:
         batch = len(self.crop)
@@ -50,6 +53,8 @@ class ViewParams:
             "op_applied": (batch, slots), "op_sign": (batch, slots),
             "op_magnitude": (batch, slots), "op_aux": (batch, slots, 2),
         }
+        if self.blur is not None:
+            expected["blur"] = (batch,)
         for name, shape in expected.items():
             actual = getattr(self, name).shape
             if actual != shape:
@@ -65,7 +70,8 @@ class ViewParams:
 
     def select(self, rows: np.ndarray | slice) -> ViewParams:
         """The parameters of a subset of the samples (a batch of an epoch's plan)."""
-        return ViewParams(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+        return ViewParams(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                             for f in fields(self)})
 
 
 @dataclass(frozen=True)

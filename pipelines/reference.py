@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 import torchvision.transforms.functional as F
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 
@@ -46,6 +46,8 @@ def augment_view(image: Image.Image, params: ViewParams, row: int, size: int) ->
             image = JITTER_ADJUSTMENTS[fn_id](image, float(factors[fn_id]))
     if params.grayscale[row]:
         image = F.rgb_to_grayscale(image, num_output_channels=3)
+    if params.blur is not None and params.blur[row] > 0:
+        image = image.filter(ImageFilter.GaussianBlur(radius=float(params.blur[row])))
     slots = zip(params.op_id[row], params.op_applied[row], params.op_sign[row], params.op_magnitude[row],
                 params.op_aux[row])
     for op_id, applied, sign, magnitude, aux in slots:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipelines.blur import box_weights
 from pipelines.ops import RAND_OPS
 from pipelines.params import ViewParams
 from pipelines.slot import SlotParams, running_coordinates
@@ -30,6 +31,8 @@ BASE_COLUMNS = (("image", 1), ("crop", 4), ("flip", 1), ("jitter_factor", JITTER
                 ("jitter_grey", JITTER_SLOTS), ("jitter_mean", JITTER_SLOTS), ("hue_shift", 1),
                 ("hue_active", 1), ("grayscale", 1))
 SLOT_COLUMNS = (("stage", 1), ("affine", 6), ("enhance", 4), ("point", 1), ("cutout", 4))
+BLUR_COLUMNS = (("blur_active", 1), ("blur_radius", 1), ("blur_ww", 1), ("blur_fw", 1))
+"""PIL's box radius and fixed-point weights of a view's Gaussian blur (pipelines.blur), for recipes with blur."""
 PER_PIXEL_SLOT_COLUMNS = ("columns", "rows")
 """PIL's tabulated source columns and rows for the slot's warp without shear (one per pixel)."""
 
@@ -37,16 +40,17 @@ PER_PIXEL_SLOT_COLUMNS = ("columns", "rows")
 @dataclass(frozen=True)
 class Layout:
     """Where each named group of values sits in a table row, for a graph with `num_slots` slots
-    making views of `size` pixels square."""
+    making views of `size` pixels square, with or without the Gaussian blur."""
 
     num_slots: int
     size: int
+    blur: bool = False
 
     @property
     def groups(self) -> tuple[tuple[str, int], ...]:
         per_slot = SLOT_COLUMNS + tuple((name, self.size) for name in PER_PIXEL_SLOT_COLUMNS)
         slots = tuple((f"slot{s}_{name}", width) for s in range(self.num_slots) for name, width in per_slot)
-        return BASE_COLUMNS + slots
+        return BASE_COLUMNS + (BLUR_COLUMNS if self.blur else ()) + slots
 
     @property
     def width(self) -> int:
@@ -68,7 +72,7 @@ class Layout:
 
 def view_table(view: ViewParams, image_index: np.ndarray, size: int) -> np.ndarray:
     """(n, Layout.width) float64: the table rows of the views `view` describes of `image_index`."""
-    layout = Layout(view.num_slots, size)
+    layout = Layout(view.num_slots, size, view.blur is not None)
     table = np.empty((view.batch_size, layout.width), np.float64)
 
     def put(name: str, values: np.ndarray) -> None:
@@ -86,6 +90,12 @@ def view_table(view: ViewParams, image_index: np.ndarray, size: int) -> np.ndarr
     put("hue_shift", np.mod(np.trunc(hue * 255), 256))
     put("hue_active", view.jitter)
     put("grayscale", view.grayscale)
+    if view.blur is not None:
+        radius, ww, fw = box_weights(view.blur)
+        put("blur_active", view.blur > 0)
+        put("blur_radius", radius)
+        put("blur_ww", ww)
+        put("blur_fw", fw)
     for s in range(view.num_slots):
         slot = _slot(view, s, (size, size))
         for name, values in zip((name for name, _ in SLOT_COLUMNS), slot.arrays()):

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 import torchvision.transforms.functional as F
-from PIL import Image
+from PIL import Image, ImageFilter
 from torchvision.transforms import InterpolationMode
 
 from bcl_dali.checkpoint import load_checkpoint
@@ -22,6 +22,7 @@ from bcl_dali.data.jpeg_folder import write_jpeg_folder
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
 from models.resnet import resnet
+from pipelines.blur import SIGMA_RANGE, box_weights, gaussian_blur
 from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.normalize import MEAN, STD
 from pipelines.plan import EpochPlan
@@ -160,18 +161,36 @@ def levels(views: torch.Tensor) -> np.ndarray:
     return torch.round((views.float() * std + mean) * 255).numpy().astype(int)
 
 
+def test_gaussian_blur_is_pils():
+    """PIL's ImageFilter.GaussianBlur (three box passes each way, 8.24 fixed point), bit for bit,
+    over the recipe's sigma range, on views of odd sizes."""
+    rng = np.random.default_rng(5)
+    n = 150
+    images = np.clip(np.cumsum(rng.integers(-40, 41, (n, 19, 26, 3)), axis=2) + 128, 0, 255).astype(np.uint8)
+    sigma = rng.uniform(*SIGMA_RANGE, n).astype(np.float32)
+    expected = np.stack([np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius=float(s))))
+                         for image, s in zip(images, sigma)])
+    radius, ww, fw = box_weights(sigma)
+    assert set(radius.tolist()) == {0, 1}
+    got = gaussian_blur(*(torch.as_tensor(a) for a in (images, radius, ww, fw))).numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got, images)
+
+
 @pytest.mark.parametrize("k", [0, 2])
 def test_dali_decodes_and_augments_as_the_pil_reference(folder, k):
-    """The same plan through both executors: the same samples in the same order, and views within F's
-    tolerance; with no RandAugment op, views whose resize starts horizontally are PIL's exactly."""
+    """The same plan, with the recipe's crop scale and blur, through both executors: the same samples
+    in the same order, and views within F's tolerance; with no RandAugment op, views whose resize
+    starts horizontally are PIL's exactly."""
     files = load_data("folder", data_dir=folder, lists=lists(folder)).train.images
     rng = np.random.default_rng(k)
     order = rng.permutation(len(files))[:96]
-    params = BoostPolicy(k, crop_scale=(0.08, 1.0)).sample(rng.random(len(order)), rng,
-                                                           (files.heights[order], files.widths[order]))
+    params = BoostPolicy(k, crop_scale=(0.08, 1.0), blur=True).sample(rng.random(len(order)), rng,
+                                                                      (files.heights[order], files.widths[order]))
+    assert 0.3 < (params.view1.blur > 0).mean() < 0.7
     plan = EpochPlan(order, 48, params)
     dali = DaliFolderExecutor(files, size=SIZE, num_slots=k, batch_size=48, device=torch.device("cpu"), threads=2,
-                              dtype=torch.float32)
+                              dtype=torch.float32, blur=True)
     reference = ReferenceExecutor(files, size=SIZE)
     batches = 0
     for (dali_indices, dali_views), (reference_indices, reference_views) in zip(dali.epoch(plan), reference.epoch(plan)):
@@ -209,12 +228,14 @@ def test_the_fingerprint_reads_no_pixels(folder, monkeypatch):
 
 def test_the_recipe_is_the_papers_imagenet_lt_setting():
     config = TrainConfig(dataset="folder", data_dir="/data", recipe="places-lt").resolve()
-    assert (config.arch, config.stem, config.image_size, config.crop_scale) == ("resnet50", "imagenet", 224, 0.08)
+    assert (config.arch, config.stem, config.image_size, config.crop_scale, config.blur) == (
+        "resnet50", "imagenet", 224, 0.08, True)
     assert (config.epochs, config.batch_size, config.lr, config.temperature) == (500, 256, 0.5, 0.2)
     assert TrainConfig(dataset="folder", data_dir="/data").resolve().recipe == "imagenet-lt"
     small = TrainConfig(dataset="folder", data_dir="/data", arch="resnet18", image_size=32).resolve()
     assert (small.arch, small.image_size, small.stem) == ("resnet18", 32, "imagenet")
-    assert TrainConfig().resolve().stem == "cifar" and TrainConfig().resolve().crop_scale == 0.1
+    cifar = TrainConfig().resolve()
+    assert (cifar.stem, cifar.crop_scale, cifar.blur) == ("cifar", 0.1, False)
 
 
 @pytest.mark.parametrize("flags, fragment", [

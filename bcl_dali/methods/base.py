@@ -74,7 +74,7 @@ class Method:
         """Work at the start of every epoch, before its first step."""
 
     def policy(self, config: TrainConfig) -> BoostPolicy:
-        return BoostPolicy(config.rand_k, config.rand_strength, crop_scale=(config.crop_scale, 1.0))
+        return BoostPolicy(config.rand_k, config.rand_strength, crop_scale=(config.crop_scale, 1.0), blur=config.blur)
 
     def check(self, config: TrainConfig) -> str | None:
         """A one-line error for settings this method cannot train with, else None. Boosted slots
