@@ -15,8 +15,8 @@ from pipelines.normalize import normalize_uint8
 
 FEATURE_BATCH = 1000
 RESIZE_RATIO = 256 / 224
-"""Image folders are evaluated as ImageNet is: the shorter side resized to 256 for 224-pixel views
-(in proportion for other sizes), then the central square of the view size."""
+"""Image folders are evaluated as SDCLR evaluates ImageNet-LT: the shorter side resized (bilinear) to
+256 for 224-pixel views (in proportion for other sizes), then the central square of the view size."""
 
 
 @torch.no_grad()
@@ -51,8 +51,7 @@ def _batches(images: np.ndarray | torch.Tensor | ImageFiles, batch_size: int, si
 class _CentreCrops(Dataset):
     def __init__(self, files: ImageFiles, size: int) -> None:
         self.files = files
-        self.transform = T.Compose([T.Resize(round(size * RESIZE_RATIO), interpolation=T.InterpolationMode.BICUBIC),
-                                    T.CenterCrop(size)])
+        self.transform = T.Compose([T.Resize(round(size * RESIZE_RATIO)), T.CenterCrop(size)])
 
     def __len__(self) -> int:
         return len(self.files)

@@ -23,7 +23,7 @@ from bcl_dali.data import LongTailedData, load_data
 from bcl_dali.errors import Interrupted, UserError
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
-from bcl_dali.evaluate import FULL, evaluate, knn_top1
+from bcl_dali.evaluate import FULL, evaluate, knn_top1, shot_name
 from bcl_dali.executors import build_executor
 from bcl_dali.features import extract_features
 from bcl_dali.rundir import RunDir
@@ -52,13 +52,27 @@ def load_run_data(config: TrainConfig) -> LongTailedData:
                      seed=config.data_seed, lists=config.folder_lists)
 
 
+PAPER_SHOT = "100"
+
+
+def probe_shot(data: LongTailedData) -> str:
+    """The probe a run ends with (--probe): the paper's 100-shot probe (five subsets) for image folders
+    whose probe pool has 100 images of every class, else the full-shot probe (the CIFAR reference's)."""
+    return PAPER_SHOT if data.name == "folder" and int(PAPER_SHOT) in data.shots else FULL
+
+
+def probe_key(data: LongTailedData) -> str:
+    return f"probe_{probe_shot(data)}_top1"
+
+
 def evaluation(trainer: Trainer, probe: bool) -> dict[str, float]:
     """kNN top-1 (%) on the test set with the probe pool as the labelled bank; with `probe`, also
-    the full-shot linear probe (from the same features)."""
+    the linear probe of `probe_shot` (from the same features)."""
     if probe:
-        results = evaluate(trainer.model, trainer.data, trainer.device, [FULL], seed=trainer.config.seed,
+        shot = probe_shot(trainer.data)
+        results = evaluate(trainer.model, trainer.data, trainer.device, [shot], seed=trainer.config.seed,
                            size=trainer.config.image_size)
-        return {"knn_top1": results["knn_top1"], "probe_full_top1": results["shots"][FULL]["top1"]}
+        return {"knn_top1": results["knn_top1"], probe_key(trainer.data): results["shots"][shot]["top1"]}
     data, device = trainer.data, trainer.device
     bank = extract_features(trainer.model, data.probe.images, device, size=trainer.config.image_size)
     queries = extract_features(trainer.model, data.test.images, device, size=trainer.config.image_size)
@@ -221,7 +235,8 @@ def _summary(trainer: Trainer, run: RunDir) -> dict:
     trained = [r for r in records if "loss" in r]
     scores = records[-1] if records and records[-1]["epoch"] == trainer.epoch and "knn_top1" in records[-1] else {}
     probe = trainer.config.probe and trainer.epoch == trainer.config.epochs  # not at a --stop-after stop
-    if not scores or (probe and "probe_full_top1" not in scores):
+    key = probe_key(trainer.data)
+    if not scores or (probe and key not in scores):
         scores = evaluation(trainer, probe)
     return {
         "run": str(run.path), "method": trainer.config.method, "epochs": trainer.epoch,
@@ -229,8 +244,7 @@ def _summary(trainer: Trainer, run: RunDir) -> dict:
         "train_seconds": sum(r["seconds"] for r in trained),
         "samples_per_second": (trainer.num_samples * len(trained) / max(sum(r["seconds"] for r in trained), 1e-9)
                                if trained else None),
-        "knn_top1": scores["knn_top1"], "probe_full_top1": scores.get("probe_full_top1"),
-        "chance": 100.0 / trainer.data.num_classes,
+        "knn_top1": scores["knn_top1"], key: scores.get(key), "chance": 100.0 / trainer.data.num_classes,
     }
 
 
@@ -240,7 +254,8 @@ def _summary_table(summary: dict) -> str:
         rows += [("final loss", f"{summary['final_loss']:.4f}"), ("train time", f"{summary['train_seconds']:.1f} s"),
                  ("throughput", f"{summary['samples_per_second']:,.0f} samples/s")]
     rows += [("kNN top-1", f"{summary['knn_top1']:.2f}% (chance {summary['chance']:.2f}%)")]
-    if summary["probe_full_top1"] is not None:
-        rows += [("full-shot probe", f"{summary['probe_full_top1']:.2f}%")]
+    for shot in (FULL, PAPER_SHOT):
+        if summary.get(f"probe_{shot}_top1") is not None:
+            rows += [(f"{shot_name(shot)} probe", f"{summary[f'probe_{shot}_top1']:.2f}%")]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

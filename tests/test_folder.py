@@ -2,6 +2,7 @@
 PIL reference, the ImageNet stem and recipes, training, evaluation and resume on a generated JPEG folder."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ from bcl_dali.data.folder import FolderLists
 from bcl_dali.data.jpeg_folder import write_jpeg_folder
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
+from bcl_dali.run_training import probe_shot
 from models.resnet import resnet
 from pipelines.blur import SIGMA_RANGE, box_weights, gaussian_blur
 from pipelines.dali_folder import DaliFolderExecutor
@@ -79,6 +81,13 @@ def test_group_thresholds_at_their_edges():
     groups = class_groups(np.array([101, 100, 20, 19, 500, 1]), "counts")
     assert sorted(groups.many.tolist()) == [0, 4] and sorted(groups.medium.tolist()) == [1, 2]
     assert sorted(groups.few.tolist()) == [3, 5]
+
+
+def test_a_folder_run_ends_with_the_papers_100_shot_probe_where_the_pool_allows(folder):
+    data = load_data("folder", data_dir=folder, lists=lists(folder))
+    assert probe_shot(data) == "full"  # its probe pool (the train list) has 6 images of the rarest class
+    assert probe_shot(dataclasses.replace(data, shots={100: [np.arange(500)] * 5})) == "100"
+    assert probe_shot(dataclasses.replace(data, name="cifar100-lt", shots={100: []})) == "full"
 
 
 def test_the_probe_list_is_the_probe_pool(folder):
