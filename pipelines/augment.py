@@ -18,7 +18,7 @@ from pipelines.ops import POINT_TABLES
 from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
 from pipelines.resample import CropTables, resized_crop
 from pipelines.resize import resize_crops
-from pipelines.rows import Rows
+from pipelines.rows import schedule
 from pipelines.slot import Stage
 from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
 
@@ -44,7 +44,7 @@ class Augmentation:
         self.images = images
         self.size = size
         self.layout = Layout(num_slots, size, blur)
-        self.rows = Rows(dense=device.type == "cuda")
+        self.rows = schedule(device, size)
         self._channel_tables = functools.partial(
             channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=device))
 

@@ -17,7 +17,7 @@ plan's order, as in DaliExecutor: DALI reads files in exactly the order the plan
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -45,19 +45,20 @@ class EncodedImages(Protocol):
 class DaliFolderExecutor(DaliExecutor):
     """DaliExecutor's epochs over files: (EpochPlan) -> batches of (indices, views of `size` pixels)."""
 
+    def __init__(self, images: EncodedImages, *, batch_size: int, **settings) -> None:
+        self._batch_size = batch_size
+        """The pipeline's batch is every view of an iteration: its size is fixed when the graph is built."""
+        super().__init__(images, batch_size=batch_size, **settings)
+
     def _pipeline(self, images: EncodedImages, threads: int, dtype: torch.dtype, timer: Timer | None) -> Pipeline:
         self.files = images
         self.augmentation = Augmentation(None, self.num_slots, size=self.size, device=self.device, blur=self.blur)
         self._reader = ThreadPoolExecutor(READ_THREADS)
-        columns = self.augmentation.layout
-        self._image_column = columns.columns("image").start
-        self._crop_columns = columns.columns("crop")
+        layout = self.augmentation.layout
+        self._image_column = layout.columns("image").start
+        self._crop_columns = layout.columns("crop")
         return folder_pipeline(self._encoded, self._batch_table, self.augmentation, self.device, threads,
                                self.batches_together * 2 * self._batch_size, dtype, timer)
-
-    def __init__(self, images: EncodedImages, *, batch_size: int, **settings) -> None:
-        self._batch_size = batch_size
-        super().__init__(images, batch_size=batch_size, **settings)
 
     def _views(self, output: TensorList) -> torch.Tensor:
         """An iteration's (2B, H, W, 3) views: the pipeline's batch of views, as one tensor."""
@@ -78,7 +79,7 @@ class DaliFolderExecutor(DaliExecutor):
         return ([encoded[p] for p in position], np.stack([left, top], 1), np.stack([width, height], 1))
 
 
-def folder_pipeline(encoded: callable, table: callable, augmentation: Augmentation, device: torch.device,
+def folder_pipeline(encoded: Callable, table: Callable, augmentation: Augmentation, device: torch.device,
                     threads: int, max_views: int, dtype: torch.dtype, timer: Timer | None = None) -> Pipeline:
     """The pipeline (defined, not built): `encoded(BatchInfo)` gives the views' files and crop boxes,
     `table(BatchInfo)` their table rows (on `device`); the views come out as `dtype`, FHWC per view."""

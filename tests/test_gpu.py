@@ -144,21 +144,21 @@ def test_short_training_run_on_the_gpu(tmp_path, method):
     assert "kNN top-1" in result.stdout
 
 
-@pytest.mark.parametrize("k", [0, 2])
-def test_gpu_decodes_folders_as_pil_does(tmp_path, k):
-    """nvJPEG's crop decode ("mixed"), the dense resize and every stage on the GPU, several batches
-    per iteration and a short last one: the same samples as the PIL reference, views within F's
-    tolerance (nvJPEG's IDCT may differ from libjpeg's by a level)."""
+@pytest.mark.parametrize("k, size", [(0, 64), (2, 64), (2, 96)])
+def test_gpu_decodes_folders_as_pil_does(tmp_path, k, size):
+    """nvJPEG's crop decode ("mixed"), the resize, the blur and every stage on the GPU (dense at 64
+    pixels, sparse above), several batches per iteration and a short last one: the same samples as
+    the PIL reference, views within F's tolerance (nvJPEG's IDCT may differ from libjpeg's by a level)."""
     root = write_jpeg_folder(tmp_path, [60, 40, 20], 2, sides=(40, 300))
     files = load_data("folder", data_dir=root, lists=FolderLists(str(root / "train.txt"), str(root / "test.txt"))).train.images
     rng = np.random.default_rng(k)
     order = rng.permutation(len(files))
-    plan = EpochPlan(order, 24, BoostPolicy(k, crop_scale=(0.08, 1.0)).sample(
+    plan = EpochPlan(order, 24, BoostPolicy(k, crop_scale=(0.08, 1.0), blur=True).sample(
         rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
-    on_gpu = DaliFolderExecutor(files, size=64, num_slots=k, batch_size=24, device=CUDA, threads=2,
-                                dtype=torch.float32, batches_together=2)
+    on_gpu = DaliFolderExecutor(files, size=size, num_slots=k, batch_size=24, device=CUDA, threads=2,
+                                dtype=torch.float32, batches_together=2, blur=True)
     batches = 0
-    for (gpu_indices, gpu_views), (ref_indices, ref_views) in zip(on_gpu.epoch(plan), ReferenceExecutor(files, 64).epoch(plan)):
+    for (gpu_indices, gpu_views), (ref_indices, ref_views) in zip(on_gpu.epoch(plan), ReferenceExecutor(files, size).epoch(plan)):
         np.testing.assert_array_equal(gpu_indices.cpu().numpy(), ref_indices.numpy())
         difference = np.abs(levels(gpu_views.cpu()) - levels(ref_views))
         assert difference.mean() <= MEAN_TOLERANCE and (difference > 8).mean() <= FAR_TOLERANCE
