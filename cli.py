@@ -12,7 +12,7 @@ import numpy as np
 from bcl_dali.config import ARCHS, EXECUTORS, MAX_SEED, PRECISIONS, RECIPES, STEMS
 from bcl_dali.data import DATASETS, load_pool, save_index_file
 from bcl_dali.data.files import ImageFiles
-from bcl_dali.data.folder import FolderLists
+from bcl_dali.data.folder import list_files
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
@@ -362,8 +362,9 @@ def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcl-dali-jpegs-")))
         click.echo(f"writing {GENERATED_FILES} ImageNet-sized JPEGs to {root} ...", err=True)
         return generated_folder(root)
-    lists = FolderLists(str(train_list), str(train_list)) if train_list else FolderLists()
-    pool = load_pool("folder", data_dir=data_dir, lists=lists)
+    if train_list is not None:
+        return list_files(data_dir, train_list)
+    pool = load_pool("folder", data_dir=data_dir)
     return pool.images(pool.train_indices)
 
 

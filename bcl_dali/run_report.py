@@ -39,8 +39,9 @@ def load_run(path: Path) -> Run:
     evaluations = sorted(path.glob(f"{EVALUATION_PREFIX}*.json"),
                          key=lambda p: int(p.stem.removeprefix(EVALUATION_PREFIX)))
     evaluation = json.loads(evaluations[-1].read_text()) if evaluations else None
-    return Run(path.resolve().name, json.loads(run.config_path.read_text()), run.read_metrics(), run.class_counts(),
-               evaluation, run.grouping())
+    counts, grouping = run.classes()
+    return Run(path.resolve().name, json.loads(run.config_path.read_text()), run.read_metrics(), counts, evaluation,
+               grouping)
 
 
 def write_report(paths: list[Path], out: Path) -> Path:

@@ -100,16 +100,13 @@ class RunDir:
         if not self.classes_path.exists():
             write_text_atomic(self.classes_path, json.dumps({"train_class_counts": counts, "grouping": grouping}) + "\n")
 
-    def class_counts(self) -> list[int] | None:
+    def classes(self) -> tuple[list[int] | None, str]:
+        """The training split's class counts (None if the run has no classes.json yet) and its
+        Many / Medium / Few rule; runs from before image folders group in thirds."""
         if not self.classes_path.exists():
-            return None
-        return json.loads(self.classes_path.read_text())["train_class_counts"]
-
-    def grouping(self) -> str:
-        """The run's Many / Medium / Few rule; runs from before image folders are all CIFAR-like (thirds)."""
-        if not self.classes_path.exists():
-            return "thirds"
-        return json.loads(self.classes_path.read_text()).get("grouping", "thirds")
+            return None, "thirds"
+        classes = json.loads(self.classes_path.read_text())
+        return classes["train_class_counts"], classes.get("grouping", "thirds")
 
     def load_config(self) -> TrainConfig:
         return TrainConfig.load(self.config_path)

@@ -21,7 +21,7 @@ from benchmarks.timing import gpu_name, synchronize
 from bcl_dali.config import IMAGENET_LT
 from bcl_dali.data import load_data
 from bcl_dali.data.files import ImageFiles
-from bcl_dali.data.folder import FolderLists
+from bcl_dali.data.folder import list_files
 from bcl_dali.data.jpeg_folder import write_jpeg_folder
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
@@ -108,7 +108,7 @@ def generated_folder(root: Path, files: int = GENERATED_FILES) -> ImageFiles:
     without --data-dir."""
     per_class = -(-files // GENERATED_CLASSES)
     write_jpeg_folder(root, [per_class] * GENERATED_CLASSES, 1, sides=GENERATED_SIDES)
-    return load_data("folder", data_dir=root, lists=FolderLists(str(root / "train.txt"), str(root / "test.txt"))).train.images
+    return list_files(root, root / "train.txt")
 
 
 def summary(result: dict) -> str:

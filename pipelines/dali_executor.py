@@ -54,6 +54,7 @@ class DaliExecutor:
         self.size = size
         self.num_slots = num_slots
         self.blur = blur
+        self.batch_size = batch_size
         self.batches_together = batches_together or batches_per_iteration(device, batch_size)
         self._cuda = device.type == "cuda"
         self._plan: EpochPlan | None = None

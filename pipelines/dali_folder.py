@@ -45,11 +45,6 @@ class EncodedImages(Protocol):
 class DaliFolderExecutor(DaliExecutor):
     """DaliExecutor's epochs over files: (EpochPlan) -> batches of (indices, views of `size` pixels)."""
 
-    def __init__(self, images: EncodedImages, *, batch_size: int, **settings) -> None:
-        self._batch_size = batch_size
-        """The pipeline's batch is every view of an iteration: its size is fixed when the graph is built."""
-        super().__init__(images, batch_size=batch_size, **settings)
-
     def _pipeline(self, images: EncodedImages, threads: int, dtype: torch.dtype, timer: Timer | None) -> Pipeline:
         self.files = images
         self.augmentation = Augmentation(None, self.num_slots, size=self.size, device=self.device, blur=self.blur)
@@ -58,7 +53,7 @@ class DaliFolderExecutor(DaliExecutor):
         self._image_column = layout.columns("image").start
         self._crop_columns = layout.columns("crop")
         return folder_pipeline(self._encoded, self._batch_table, self.augmentation, self.device, threads,
-                               self.batches_together * 2 * self._batch_size, dtype, timer)
+                               self.batches_together * 2 * self.batch_size, dtype, timer)
 
     def _views(self, output: TensorList) -> torch.Tensor:
         """An iteration's (2B, H, W, 3) views: the pipeline's batch of views, as one tensor."""

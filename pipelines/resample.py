@@ -2,8 +2,8 @@
 
 torchvision crops the PIL image first and resizes the crop, so PIL's resampling sees only the crop:
 its coefficients depend on the crop's length along each axis, not on where the crop sits. They are
-computed once per length, as PIL computes them (float64 filter weights, normalised, then 22-bit
-fixed point), and kept as dense (output x input) matrices. A view's horizontal matrix is the one of
+computed once per length, as PIL computes them (`pil_taps`, which pipelines.resize shares: float64
+filter weights, normalised, then 22-bit fixed point), and kept as dense (output x input) matrices. A view's horizontal matrix is the one of
 its crop width shifted to the crop's left edge (and reversed for the flip); its vertical matrix
 likewise. PIL's two passes (each rounded to uint8) then become two batched float64 products, exact
 because every weight is a multiple of 2^-22 and every sum below 2^10: 32 significant bits.
@@ -14,7 +14,8 @@ the only use (pipelines.dali_executor refuses other sizes), so the horizontal pa
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 
 PRECISION_BITS = 22
@@ -23,38 +24,39 @@ BICUBIC_SUPPORT = 2.0
 BICUBIC_A = -0.5
 
 
-def bicubic(x: np.ndarray) -> np.ndarray:
+def _bicubic(x: torch.Tensor) -> torch.Tensor:
     """PIL's bicubic filter (Keys, a = -1/2)."""
-    x = np.abs(x)
+    x = x.abs()
     a = BICUBIC_A
     near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
     far = (((x - 5) * x + 8) * x - 4) * a
-    return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+    return torch.where(x < 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
 
 
-def fixed_point_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out_size, in_size) int64: PIL's fixed-point weights resampling `in_size` pixels to `out_size`.
-
-    PIL's precompute_coeffs: the support widens by the scale when downsampling, each output pixel's
-    taps span [centre - support, centre + support] rounded and clipped to the input, the weights are
-    normalised to sum 1, then rounded half away from zero to 22 bits.
-    """
-    scale = in_size / out_size
-    filter_scale = max(scale, 1.0)
+def pil_taps(lengths: torch.Tensor, out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's coefficients resampling each view's `lengths[i]` input pixels to `out_size`: the first input
+    pixel of every output pixel, (n, out_size) int64, and the 22-bit fixed-point weights of its taps
+    (zero past a view's own taps), (n, out_size, taps) int32. `in_size` bounds the lengths."""
+    device = lengths.device
+    length = lengths.double()[:, None]
+    scale = length / out_size
+    filter_scale = torch.clamp(scale, min=1.0)
     support = BICUBIC_SUPPORT * filter_scale
-    matrix = np.zeros((out_size, in_size), np.int64)
-    for out in range(out_size):
-        centre = (out + 0.5) * scale
-        low = max(int(centre - support + 0.5), 0)
-        high = min(int(centre + support + 0.5), in_size)
-        taps = np.arange(low, high)
-        weights = bicubic((taps - centre + 0.5) / filter_scale)
-        total = weights.sum()
-        if total != 0.0:
-            weights = weights / total
-        scaled = weights * (1 << PRECISION_BITS)
-        matrix[out, taps] = np.where(scaled < 0, np.trunc(scaled - 0.5), np.trunc(scaled + 0.5)).astype(np.int64)
-    return matrix
+    inverse = 1.0 / filter_scale
+    centre = (torch.arange(out_size, device=device, dtype=torch.float64) + 0.5) * scale
+    low = torch.trunc(centre - support + 0.5).clamp(min=0.0)
+    high = torch.minimum(torch.trunc(centre + support + 0.5), length)
+    taps = math.ceil(2 * BICUBIC_SUPPORT * max(in_size / out_size, 1.0)) + 2
+    """An upper bound on any view's taps, known without reading `lengths` (no device synchronisation)."""
+    position = low[..., None] + torch.arange(taps, device=device, dtype=torch.float64)
+    weights = torch.where(position < high[..., None], _bicubic((position - centre[..., None] + 0.5) * inverse[..., None]),
+                          torch.zeros_like(position))
+    total = torch.zeros_like(centre)
+    for tap in range(taps):  # PIL sums the taps in order
+        total = total + weights[..., tap]
+    scaled = weights / torch.where(total != 0.0, total, torch.ones_like(total))[..., None] * (1 << PRECISION_BITS)
+    fixed = torch.where(scaled < 0, torch.trunc(scaled - 0.5), torch.trunc(scaled + 0.5))
+    return low.long(), fixed.int()
 
 
 class CropTables:
@@ -67,14 +69,15 @@ class CropTables:
     """
 
     def __init__(self, source: int, size: int, device: torch.device) -> None:
-        table = np.zeros((2, source + 1, size, 2 * source), np.float64)
-        for length in range(1, source + 1):
-            matrix = fixed_point_matrix(length, size) * 2.0 ** -PRECISION_BITS
-            table[0, length, :, source:source + length] = matrix
-            table[1, length, :, source:source + length] = matrix[::-1]
+        low, weights = pil_taps(torch.arange(1, source + 1), size, source)
+        position = (low[..., None] + torch.arange(weights.shape[2])).clamp(max=source - 1)
+        matrices = torch.zeros(source, size, source, dtype=torch.float64).scatter_add_(2, position, weights.double())
+        table = torch.zeros(2, source + 1, size, 2 * source, dtype=torch.float64)
+        table[0, 1:, :, source:] = matrices * 2.0 ** -PRECISION_BITS
+        table[1, 1:, :, source:] = table[0, 1:, :, source:].flip(1)
         self.source = source
         self.size = size
-        self.table = torch.as_tensor(table, device=device)
+        self.table = table.to(device)
         self._columns = torch.arange(source, device=device)
 
     def matrices(self, offset: torch.Tensor, length: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

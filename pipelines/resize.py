@@ -16,51 +16,15 @@ tolerance, tests/test_folder.py); every other view is PIL's, bit for bit.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from pipelines.resample import BICUBIC_A, BICUBIC_SUPPORT, PRECISION_BITS
+from pipelines.resample import PRECISION_BITS, pil_taps
 
 CHUNK_BYTES = {True: 1 << 30, False: 1 << 25}
 """One chunk's padded crops, counted as int32, on the GPU (dense) and on the CPU: chunks bound the
 working set that a batch padded to its largest crop would otherwise claim. The GPU's bound is large,
 since each chunk costs a few dozen kernel launches; the CPU's keeps a chunk near its caches (128
 crops resized to 224 pixels took 1.3 s in 32 MB chunks, 3.3 s in 256 MB ones, on 2 shared cores)."""
-
-
-def _bicubic(x: torch.Tensor) -> torch.Tensor:
-    x = x.abs()
-    a = BICUBIC_A
-    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
-    far = (((x - 5) * x + 8) * x - 4) * a
-    return torch.where(x < 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
-
-
-def pil_taps(lengths: torch.Tensor, out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """PIL's coefficients resampling each view's `lengths[i]` input pixels to `out_size`: the first input
-    pixel of every output pixel, (n, out_size) int64, and the 22-bit fixed-point weights of its taps
-    (zero past a view's own taps), (n, out_size, taps) int32. `in_size` bounds the lengths."""
-    device = lengths.device
-    length = lengths.double()[:, None]
-    scale = length / out_size
-    filter_scale = torch.clamp(scale, min=1.0)
-    support = BICUBIC_SUPPORT * filter_scale
-    inverse = 1.0 / filter_scale
-    centre = (torch.arange(out_size, device=device, dtype=torch.float64) + 0.5) * scale
-    low = torch.trunc(centre - support + 0.5).clamp(min=0.0)
-    high = torch.minimum(torch.trunc(centre + support + 0.5), length)
-    taps = math.ceil(2 * BICUBIC_SUPPORT * max(in_size / out_size, 1.0)) + 2
-    """An upper bound on any view's taps, known without reading `lengths` (no device synchronisation)."""
-    position = low[..., None] + torch.arange(taps, device=device, dtype=torch.float64)
-    weights = torch.where(position < high[..., None], _bicubic((position - centre[..., None] + 0.5) * inverse[..., None]),
-                          torch.zeros_like(position))
-    total = torch.zeros_like(centre)
-    for tap in range(taps):  # PIL sums the taps in order
-        total = total + weights[..., tap]
-    scaled = weights / torch.where(total != 0.0, total, torch.ones_like(total))[..., None] * (1 << PRECISION_BITS)
-    fixed = torch.where(scaled < 0, torch.trunc(scaled - 0.5), torch.trunc(scaled + 0.5))
-    return low.long(), fixed.int()
 
 
 def _pass(pixels: torch.Tensor, low: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

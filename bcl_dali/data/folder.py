@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from bcl_dali.data.files import ImageFiles
-from bcl_dali.data.sets import ImageSet, TrainPool
+from bcl_dali.data.sets import ImageSet, TrainPool, count_classes
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from split import long_tailed_subset
@@ -32,6 +32,8 @@ from split import long_tailed_subset
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TREE_TRAIN = "train"
 TREE_TESTS = ("test", "val")
+GROUPING = "counts"
+"""Many / Medium / Few as ImageNet-LT and Places-LT define them (split.groups)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,12 @@ def folder_pool(data_dir: str | os.PathLike | None, lists: FolderLists, imbalanc
         probe_indices = np.arange(len(train.labels), len(pool_labels), dtype=np.int64)
     return TrainPool(name="folder", num_classes=num_classes, labels=pool_labels, probe_indices=probe_indices,
                      images=lambda indices: pool_files[indices], test=lambda: ImageSet(test_files, test.labels),
-                     train_indices=np.arange(len(train.labels), dtype=np.int64))
+                     train_indices=np.arange(len(train.labels), dtype=np.int64), grouping=GROUPING)
+
+
+def list_files(root: Path, list_file: Path) -> ImageFiles:
+    """The files of one list, checked and measured as `folder_pool` checks them (for benchmarks)."""
+    return _scan(root, [_read_list(list_file)])[0]
 
 
 def _tree_pool(root: Path, imbalance: float) -> TrainPool:
@@ -106,7 +113,7 @@ def _tree_pool(root: Path, imbalance: float) -> TrainPool:
     return TrainPool(name="folder", num_classes=len(classes), labels=train.labels,
                      probe_indices=np.arange(len(train.labels), dtype=np.int64),
                      images=lambda indices: files[0][indices], test=lambda: ImageSet(files[1], test.labels),
-                     train_indices=train_indices)
+                     train_indices=train_indices, grouping=GROUPING)
 
 
 def _read_tree(root: Path, folder: Path, classes: list[str]) -> _Entries:
@@ -155,12 +162,7 @@ def _read_list(path: Path) -> _Entries:
 
 
 def _classes_of(train: _Entries, name: str) -> int:
-    classes = np.unique(train.labels)
-    num_classes = int(classes[-1]) + 1
-    if len(classes) < num_classes:
-        missing = int(np.flatnonzero(classes != np.arange(len(classes)))[0])
-        raise UserError(f"{name}: class {missing} has no images; labels must be 0..C-1 with every class in the "
-                        "train list")
+    num_classes = count_classes(train.labels, name, " in the train list")
     if num_classes < 3:
         raise UserError(f"{name} has {num_classes} classes; Many / Medium / Few need at least 3")
     return num_classes

@@ -76,7 +76,7 @@ def load_data(dataset: str, *, data_dir: str | os.PathLike | None = None, split:
 
     return LongTailedData(name=pool.name, num_classes=pool.num_classes, train=image_set(train_indices),
                           train_indices=train_indices, probe=image_set(probe_indices), probe_indices=probe_indices,
-                          test=pool.test(), shots=shots, grouping="counts" if dataset == "folder" else "thirds")
+                          test=pool.test(), shots=shots, grouping=pool.grouping)
 
 
 def _drawn_shots(probe_labels: np.ndarray, num_classes: int, seed: int) -> dict[int, list[np.ndarray]]:

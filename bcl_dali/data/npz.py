@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bcl_dali.data.sets import ImageSet, TrainPool
+from bcl_dali.data.sets import ImageSet, TrainPool, count_classes
 from bcl_dali.errors import UserError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -20,12 +20,7 @@ def npz_pool(data_dir: str | os.PathLike | None) -> TrainPool:
         raise UserError(f"the npz dataset needs --data-dir FILE.npz holding {', '.join(KEYS)}")
     arrays = _read(Path(data_dir))
     x_train, y_train, x_test, y_test = (arrays[key] for key in KEYS)
-    classes = np.unique(y_train)  # sorted; not np.bincount, which a label of 2**40 turns into 8 TiB
-    num_classes = int(classes[-1]) + 1
-    if len(classes) < num_classes:
-        missing = int(np.flatnonzero(classes != np.arange(len(classes)))[0])
-        raise UserError(f"{data_dir}: class {missing} has no images in y_train; "
-                        f"labels must be 0..C-1 with every class present")
+    num_classes = count_classes(y_train, str(data_dir), " in y_train")
     if y_test.max() >= num_classes:
         raise UserError(f"{data_dir}: y_test holds label {y_test.max()}, but y_train has only classes "
                         f"0..{num_classes - 1}; relabel so both use the same classes")

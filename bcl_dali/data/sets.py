@@ -7,7 +7,20 @@ from typing import Callable
 import numpy as np
 
 from bcl_dali.data.files import ImageFiles
+from bcl_dali.errors import UserError
 from split import ClassGroups, class_groups
+
+
+def count_classes(labels: np.ndarray, where: str, whole: str) -> int:
+    """C, for non-negative `labels` that must be 0..C-1 with every class present; else a one-line
+    refusal naming the first missing class (`where` the labels came from, `whole` what must hold them all)."""
+    classes = np.unique(labels)  # sorted; not np.bincount, which a label of 2**40 turns into 8 TiB
+    num_classes = int(classes[-1]) + 1
+    if len(classes) < num_classes:
+        missing = int(np.flatnonzero(classes != np.arange(len(classes)))[0])
+        raise UserError(f"{where}: class {missing} has no images{whole}; labels must be 0..C-1 with every class "
+                        "present")
+    return num_classes
 
 
 @dataclass(frozen=True)
@@ -82,3 +95,5 @@ class TrainPool:
     train_indices: np.ndarray | None = None
     """The source's own training set (an image folder's train list or tree subset), used unless
     --split gives one; None where the split is drawn from the pool with --imbalance."""
+    grouping: str = "thirds"
+    """How the source's classes form Many / Medium / Few (split.groups)."""
