@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bcl_dali.config import ARCHS, EXECUTORS, MAX_SEED, PRECISIONS, RECIPES, STEMS
+from bcl_dali.config import ARCHS, CUDA_GRAPHS, EXECUTORS, MAX_SEED, PRECISIONS, RECIPES, STEMS
 from bcl_dali.data import DATASETS, load_pool, save_index_file
 from bcl_dali.data.files import ImageFiles
 from bcl_dali.data.folder import list_files
@@ -189,6 +189,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
               "[default: all cores]")
 @click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 autocast on CUDA, fp32 on CPU")
 @click.option("--compile/--no-compile", default=None, help="torch.compile the model")
+@click.option("--cuda-graphs", type=click.Choice(CUDA_GRAPHS), help="replay from CUDA graphs on the GPU: the "
+              "augmentation of in-memory images, the training step, all or none  [default: none]")
 @click.option("--eval-every", type=click.IntRange(min=0), help="kNN accuracy every N epochs (always at the end)")
 @click.option("--snapshot-every", type=click.IntRange(min=0), help="keep epoch_NNNN.pt every N epochs  [default: 500]")
 @click.option("--stop-after", type=click.IntRange(min=1), help="end this invocation after epoch N (resume later)")
@@ -330,19 +332,21 @@ def bench() -> None:
               help="RandAugment slots per view (1: BCL-I, 2: BCL-D)")
 @click.option("--profile", is_flag=True,
               help="print what a DALI iteration is made of: operators, expansions, copies, kernels, bytes, stage times")
+@click.option("--cuda-graph", is_flag=True, help="replay the augmentation from a CUDA graph (in-memory images, GPU)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the settings and the figures here")
 def bench_pipeline(executor: str, device: str, dataset: str, data_dir: Path | None, train_list: Path | None,
                    image_size: int, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
-                   json_path: Path | None) -> None:
+                   cuda_graph: bool, json_path: Path | None) -> None:
     """Augmentation alone: samples/s (two views each) at mixed BCL weights, warm-up excluded."""
     check_output_path(json_path)
     where = resolve_device(device)
     if dataset != "folder" and (data_dir or train_list):
         raise UserError("--data-dir and --train-list choose an image folder; add --dataset folder")
-    if dataset == "folder" and profile:
-        raise UserError("--profile counts the in-memory graph's operators; drop it with --dataset folder")
+    if cuda_graph and (where.type != "cuda" or dataset == "folder"):
+        raise UserError("--cuda-graph replays the augmentation of in-memory images on a GPU; drop it, or use "
+                        "--device cuda with --dataset synthetic-lt")
     with contextlib.ExitStack() as stack:
-        on = {}
+        on = {"graph": cuda_graph} if cuda_graph else {}
         if dataset == "folder":
             on = {"folder": _bench_folder(stack, data_dir, train_list), "image_size": image_size}
         if executor == "both":
@@ -377,12 +381,15 @@ def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
 @click.option("--recipe", type=click.Choice(list(RECIPES)), help="the recipe's model and view size (ResNet-50, "
               "224 pixels)  [default: CIFAR ResNet-18, 32 pixels]")
+@click.option("--cuda-graphs", type=click.Choice(("none", "step")), default="none", show_default=True,
+              help="step: replay the step from a CUDA graph")
 @click.option("--json", "json_path", type=click.Path(path_type=Path))
 def bench_step(method: str, device: str, batch_size: int, width: int, iters: int, compile_model: bool, recipe: str | None,
-               json_path: Path | None) -> None:
+               cuda_graphs: str, json_path: Path | None) -> None:
     """The training step alone on synthetic views already on the device."""
     check_output_path(json_path)
-    result = measure_step(method, resolve_device(device), batch_size, iters, width, compile_model, recipe=recipe)
+    result = measure_step(method, resolve_device(device), batch_size, iters, width, compile_model, recipe=recipe,
+                          cuda_graphs=cuda_graphs)
     click.echo(step_summary(result))
     write_json(result, json_path)
 
@@ -406,14 +413,19 @@ def bench_step(method: str, device: str, batch_size: int, width: int, iters: int
               help="folder: JPEGs to generate without --data-dir")
 @click.option("--nproc", type=click.IntRange(min=1), help="run under torchrun at world sizes 1, 2, 4 ... N and "
               "report each (the global batch fixed)")
+@click.option("--cuda-graphs", type=click.Choice(CUDA_GRAPHS), default="none", show_default=True,
+              help="as for train")
 @click.option("--json", "json_path", type=click.Path(path_type=Path))
 def bench_train(method: str, device: str, epochs: int, batch_size: int, width: int, compile_model: bool,
                 num_classes: int, against_reference: bool, nproc: int | None, dataset: str, data_dir: Path | None,
-                image_size: int, files: int, json_path: Path | None) -> None:
+                image_size: int, files: int, cuda_graphs: str, json_path: Path | None) -> None:
     """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size), or with the ImageNet-LT
     recipe on JPEG files: samples/s, two views each. Under torchrun every process trains and rank 0 reports."""
     check_output_path(json_path)
     where = resolve_device(device)
+    if cuda_graphs != "none" and (nproc is not None or against_reference):
+        raise UserError(f"--cuda-graphs {cuda_graphs} measures one process of ours; drop it with --nproc or "
+                        "--against-reference")
     if dataset == "folder":
         if nproc is not None or against_reference:
             raise UserError("--dataset folder measures our loop on one process; drop --nproc and --against-reference")
@@ -424,13 +436,14 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
                 click.echo(f"writing {files} ImageNet-sized JPEGs to {root} ...", err=True)
                 generated_folder(root, files)
             result = measure_training(method, where, epochs, batch_size, width, compile_model, folder=root,
-                                      image_size=image_size)
+                                      image_size=image_size, cuda_graphs=cuda_graphs)
     elif nproc is not None:
         result = measure_scaling(method, where, epochs, batch_size, width, nproc, num_classes)
     elif against_reference:
         result = compare(method, where, epochs, batch_size, width, compile_model, num_classes)
     else:
-        result = measure_training(method, where, epochs, batch_size, width, compile_model, num_classes)
+        result = measure_training(method, where, epochs, batch_size, width, compile_model, num_classes,
+                                  cuda_graphs=cuda_graphs)
     if World.from_environment().is_main:
         click.echo(train_summary(result))
         write_json(result, json_path)

@@ -68,11 +68,15 @@ FOLDER_LIST_FIELDS = ("train_list", "test_list", "val_list", "probe_list")
 MAX_SEED = 2 ** 32 - 1
 EXECUTORS = ("dali", "reference")
 PRECISIONS = ("auto", "bf16", "fp32")
+CUDA_GRAPHS = ("none", "augment", "step", "all")
+"""What replays from CUDA graphs on a GPU: the augmentation of in-memory images (pipelines.graphs), the
+training step (bcl_dali.step_graph), both, or neither. The same kernels run either way; the GPU check
+(benchmarks/gpu_check.sh) measures each against "none", and the default stays "none" until it has."""
 
 T = TypeVar("T")
 
 OPERATIONAL_FIELDS = frozenset({
-    "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "stop_after", "epochs",
+    "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "cuda_graphs", "stop_after", "epochs",
     "data_dir", "download", "probe",
 })
 """Fields a resumed run may change: they do not alter what the run computes up to now.
@@ -123,6 +127,7 @@ class TrainConfig:
     workers: int | None = None
     precision: str = "auto"
     compile: bool = False
+    cuda_graphs: str = "none"
     eval_every: int = 0
     snapshot_every: int = 500
     stop_after: int | None = None
@@ -148,6 +153,7 @@ class TrainConfig:
                     raise UserError(f"--{flag} applies to --dataset folder only; drop it for --dataset {self.dataset}")
         _choice("executor", self.executor, EXECUTORS)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("cuda-graphs", self.cuda_graphs, CUDA_GRAPHS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr-scale", self.lr_scale, LR_SCALES)
         method = METHODS[self.method]
@@ -203,6 +209,14 @@ class TrainConfig:
             (self.dataset != "folder" or self.data_dir is not None,
              "--dataset folder needs --data-dir ROOT (with --train-list and --test-list, or a train/CLASS/ tree)"),
             (self.image_size is None or self.image_size >= 16, "--image-size must be at least 16 pixels"),
+            (not (self.graphs_step and self.optimizer != "sgd"),
+             f"--cuda-graphs {self.cuda_graphs} graphs the SGD step; --optimizer {self.optimizer} keeps its rate on the "
+             "host: use --cuda-graphs augment or none"),
+            (not (self.graphs_step and self.compile),
+             f"--cuda-graphs {self.cuda_graphs} and --compile both rebuild the step; choose one"),
+            (not (self.graphs_augmentation and self.dataset == "folder"),
+             "--cuda-graphs augment graphs in-memory images; image folders decode and resize crops of every size, "
+             "so use --cuda-graphs step or none with --dataset folder"),
             (0.0 < self.crop_scale <= 1.0, "--crop-scale must lie in (0, 1] (the smallest crop's share of the image)"),
             (self.rand_k == 0 or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
              f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
@@ -221,6 +235,14 @@ class TrainConfig:
     @property
     def folder_lists(self) -> FolderLists:
         return FolderLists(*(getattr(self, name) for name in FOLDER_LIST_FIELDS))
+
+    @property
+    def graphs_augmentation(self) -> bool:
+        return self.cuda_graphs in ("augment", "all")
+
+    @property
+    def graphs_step(self) -> bool:
+        return self.cuda_graphs in ("step", "all")
 
     @property
     def worker_count(self) -> int:

@@ -39,5 +39,7 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+def autocast(device: torch.device, bf16: bool, cache: bool = True) -> contextlib.AbstractContextManager:
+    """`cache`: keep each weight's bf16 copy for the region (off inside a CUDA graph capture, as torch
+    requires there)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=cache)

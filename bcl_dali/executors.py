@@ -32,5 +32,9 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
                         "so give square images (e.g. resize the .npz to 32x32)")
     if config.executor == "reference":
         return ReferenceExecutor(images, size=height, workers=workers)
+    if config.graphs_augmentation and device.type != "cuda":
+        raise UserError(f"--cuda-graphs {config.cuda_graphs} needs a GPU; use --device cuda, or --cuda-graphs none "
+                        "on the CPU")
     return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
-                        device=device, threads=max(1, workers), dtype=dtype, blur=config.blur)
+                        device=device, threads=max(1, workers), dtype=dtype, blur=config.blur,
+                        graph=config.graphs_augmentation)

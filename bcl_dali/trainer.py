@@ -30,6 +30,7 @@ from bcl_dali.momentum import MomentumLoss
 from bcl_dali.optimizers import build_optimizer, scaled_lr
 from bcl_dali.policy import ImageSizes
 from bcl_dali.schedule import lr_at
+from bcl_dali.step_graph import GraphedStep
 from bcl_dali.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
 
@@ -91,6 +92,8 @@ class Trainer:
         """What the step calls: the model, or its DDP / torch.compile wrapper (same parameters)."""
         self.base_lr = scaled_lr(config.lr, config.lr_scale, config.batch_size)
         self.optimizer = build_optimizer(config.optimizer, self.model, self.base_lr, config.weight_decay, device)
+        self.graphed = self._graphed_step() if config.graphs_step else None
+        """The step replayed from CUDA graphs (--cuda-graphs step), or None: eager."""
         self.num_samples = len(data.train.labels)
         self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
         self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device, data.grouping)
@@ -151,14 +154,34 @@ class Trainer:
         batch in one process); returns the local per-sample losses, still on the device (no host sync)."""
         views = self._model_input(views)
         indices = indices.to(self.device, non_blocking=True)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.step)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.method.gradients(self.network, self.model, views, contrast, lambda: autocast(self.device, self.bf16))
-        self.momentum.update(indices, loss)
-        self.optimizer.step()
+        if self.graphed is not None:
+            loss = self.graphed(self.lr(self.step), indices, views, contrast)
+        else:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr(self.step)
+            loss = self._step_work(indices, views, contrast)
         self.step += 1
         return loss
+
+    def _step_work(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast) -> torch.Tensor:
+        """The step once its learning rate is set: forward, per-sample loss, backward, momentum update,
+        optimiser step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        cache = self.graphed is None
+        loss = self.method.gradients(self.network, self.model, views, contrast,
+                                     lambda: autocast(self.device, self.bf16, cache))
+        self.momentum.update(indices, loss)
+        self.optimizer.step()
+        return loss
+
+    def _graphed_step(self) -> GraphedStep:
+        if self.device.type != "cuda":
+            raise UserError(f"--cuda-graphs {self.config.cuda_graphs} needs a GPU; use --device cuda, or "
+                            "--cuda-graphs none on the CPU")
+        if self.world.size > 1:
+            raise UserError(f"--cuda-graphs {self.config.cuda_graphs} graphs a one-process step; under torchrun "
+                            "use --cuda-graphs augment or none")
+        return GraphedStep(self._step_work, self.optimizer, self.device, lambda: self.momentum.epochs_done > 0)
 
     def _model_input(self, view: torch.Tensor) -> torch.Tensor:
         """Views on the device in channels_last, in the model's dtype unless bf16 autocast casts them anyway."""
@@ -183,7 +206,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": _with_float_rates(self.optimizer.state_dict()),
             "momentum": self.momentum.state_dict(),
             "rng": rng_state(self.rng),
             "world_size": self.world.size,
@@ -211,6 +234,13 @@ class Trainer:
         restore_rng_state(self.rng, state["rng"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
+
+
+def _with_float_rates(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimiser state whose learning rates are numbers, as an eager step leaves them (a graphed
+    step keeps its rate on the device)."""
+    groups = [group | {"lr": float(group["lr"])} for group in state["param_groups"]]
+    return state | {"param_groups": groups}
 
 
 def check_batch_split(batch_size: int, world: World) -> None:

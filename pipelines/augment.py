@@ -1,10 +1,11 @@
-"""The augmentation's stages, from a batch's parameter-table rows to the uint8 views.
+"""The augmentation's stages, from an iteration's plan to the uint8 views.
 
-Three kinds of stage, each a DALI operator of the graph (pipelines.dali_graph): the crop (PIL's
-bicubic RandomResizedCrop and the flip, gathered straight from the resident training images), the
-colour stage (ColorJitter's six blend slots around the hue, then grayscale), and one stage per
-RandAugment slot. Views are the frames of one (2B, H, W, 3) tensor; every operation runs over all
-of them at once.
+The first stage makes views of S x S pixels: `crop` (PIL's bicubic RandomResizedCrop and the flip,
+gathered straight from the resident training images) or `resize` (the same from the crops an image
+folder's decoder made). Then the colour stage (ColorJitter's six blend slots around the hue,
+grayscale, the recipe's blur) and one stage per RandAugment slot. Views are the frames of one
+(V, S, S, 3) tensor; every operation runs over all of them at once, each masked step on the schedule
+of the plan (pipelines.steps).
 """
 from __future__ import annotations
 
@@ -14,21 +15,19 @@ import torch
 
 from pipelines.blur import gaussian_blur
 from pipelines.colour import adjust_hue, enhance, grayscale
+from pipelines.iteration import IterationPlan, plan_on_the_fly
 from pipelines.ops import POINT_TABLES
 from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
 from pipelines.resample import CropTables, resized_crop
-from pipelines.resize import resize_crops
-from pipelines.rows import schedule
-from pipelines.slot import Stage
+from pipelines.resize import resize_views
+from pipelines.steps import DenseSteps, SparseSteps, Take, dense_for
 from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
+
+Steps = DenseSteps | SparseSteps
 
 
 class Augmentation:
-    """The stages of one graph: k slots and S x S views, on one device.
-
-    Two first stages: `crop` gathers from resident square images and makes views of their own size;
-    `resize` takes crops an image folder's decoder made (pipelines.dali_folder) to views of `size`.
-    """
+    """The stages of one graph: k slots and S x S views, on one device."""
 
     def __init__(self, images: torch.Tensor | None, num_slots: int, size: int | None = None,
                  device: torch.device | None = None, blur: bool = False) -> None:
@@ -43,54 +42,56 @@ class Augmentation:
             self.crop_tables = CropTables(height, height, device)
         self.images = images
         self.size = size
+        self.device = device
         self.layout = Layout(num_slots, size, blur)
-        self.rows = schedule(device, size)
+        self.dense = dense_for(device, size)
+        """The device's schedule for these views (pipelines.steps); the executor plans accordingly."""
         self._channel_tables = functools.partial(
             channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=device))
 
-    def crop(self, table: torch.Tensor) -> torch.Tensor:
-        take = functools.partial(self.layout.take, table)
+    def take(self, plan: IterationPlan) -> Take:
+        return functools.partial(self.layout.take, plan.table)
+
+    def crop(self, plan: IterationPlan) -> torch.Tensor:
+        take = self.take(plan)
         sources = self.images[take("image").long()]
         return resized_crop(sources, self.crop_tables, take("crop").long(), take("flip").long())
 
-    def resize(self, crops: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """Decoded crops, padded to the batch's largest -> the resized, flipped uint8 views."""
-        take = functools.partial(self.layout.take, table)
-        box = take("crop").long()
-        return resize_crops(crops, box[:, 2], box[:, 3], take("flip").long(), self.size, dense=self.rows.dense)
+    def resize(self, crops: list[torch.Tensor], plan: IterationPlan) -> torch.Tensor:
+        """Decoded crops (each sample's union of its views' boxes) -> the resized, flipped uint8 views."""
+        return resize_views(crops, plan.resize, self.take(plan)("flip").long(), self.size, plan.views)
 
-    def after_crop(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    def after_crop(self, x: torch.Tensor, plan: IterationPlan) -> torch.Tensor:
         """Every stage after the crop or resize, in order: colour, then the RandAugment slots."""
-        x = self.colour(x, table)
+        steps = plan.steps(self.layout)
+        x = self.colour(x, plan, steps)
         for s in range(self.layout.num_slots):
-            x = self.slot(s, x, table)
+            x = self.slot(s, x, plan, steps)
         return x
 
-    def colour(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        take = functools.partial(self.layout.take, table)
+    def colour(self, x: torch.Tensor, plan: IterationPlan, steps: Steps) -> torch.Tensor:
+        take = self.take(plan)
         factor, grey, mean = (take(name).float() for name in ("jitter_factor", "jitter_grey", "jitter_mean"))
         x = x.float()
         for j in range(JITTER_SLOTS):
             if j == PRE_HUE_SLOTS:
-                x = self.rows.apply(adjust_hue, x, take("hue_active") > 0, take("hue_shift"))
-            x = self.rows.apply(enhance, x, factor[:, j] != 1, factor[:, j], grey[:, j], mean[:, j])
-        x = self.rows.apply(grayscale, x, take("grayscale") > 0).to(torch.uint8)
+                x = steps.apply("hue", adjust_hue, x, take("hue_shift"))
+            x = steps.apply(f"jitter{j}", enhance, x, factor[:, j], grey[:, j], mean[:, j])
+        x = steps.apply("grayscale", grayscale, x).to(torch.uint8)
         if self.layout.blur:
-            columns = (take(name).long() for name in ("blur_radius", "blur_ww", "blur_fw"))
-            x = self.rows.apply(gaussian_blur, x, take("blur_active") > 0, *columns)
+            x = steps.apply("blur", gaussian_blur, x, *(take(name).long() for name in ("blur_radius", "blur_ww", "blur_fw")))
         return x
 
-    def slot(self, s: int, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """RandAugment slot s: each view runs the one stage its op needs, if any."""
-        take = functools.partial(self.layout.take, table)
-        stage = take(f"slot{s}_stage")
-        x = self.rows.apply(warp, x, stage == Stage.WARP, take(f"slot{s}_affine"), take(f"slot{s}_columns"),
-                            take(f"slot{s}_rows"))
-        x = self.rows.apply(enhance_stage, x, stage == Stage.ENHANCE, take(f"slot{s}_enhance"))
-        tabled = (stage == Stage.AUTOCONTRAST) | (stage == Stage.POINT) | (stage == Stage.EQUALIZE)
-        x = self.rows.apply(self._channel_tables, x, tabled, stage, take(f"slot{s}_point"))
-        return self.rows.apply(cutout, x, stage == Stage.CUTOUT, take(f"slot{s}_cutout"))
+    def slot(self, s: int, x: torch.Tensor, plan: IterationPlan, steps: Steps) -> torch.Tensor:
+        """RandAugment slot s: each view runs the one kernel its op needs, if any."""
+        take = self.take(plan)
+        x = steps.apply(f"slot{s}_warp", warp, x, take(f"slot{s}_affine"), take(f"slot{s}_columns"), take(f"slot{s}_rows"))
+        x = steps.apply(f"slot{s}_enhance", enhance_stage, x, take(f"slot{s}_enhance"))
+        x = steps.apply(f"slot{s}_tabled", self._channel_tables, x, take(f"slot{s}_stage"), take(f"slot{s}_point"))
+        return steps.apply(f"slot{s}_cutout", cutout, x, take(f"slot{s}_cutout"))
 
-    def __call__(self, table: torch.Tensor) -> torch.Tensor:
-        """All stages in order, outside DALI: the uint8 views of the table's rows."""
-        return self.after_crop(self.crop(table), table)
+    def __call__(self, table: torch.Tensor, dense: bool | None = None) -> torch.Tensor:
+        """All stages in order, outside DALI: the uint8 views of the table's rows, on the device's
+        schedule unless `dense` says which."""
+        plan = plan_on_the_fly(table, self.layout, self.dense if dense is None else dense)
+        return self.after_crop(self.crop(plan), plan)

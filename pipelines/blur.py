@@ -4,8 +4,9 @@ PIL approximates a Gaussian of radius sigma by three passes of an extended box b
 then three along the columns (Gwosdek et al., 2011), each pass in 8.24 fixed point and rounded to
 uint8: out[x] = (ww * sum(in[x - r .. x + r]) + fw * (in[x - r - 1] + in[x + r + 1]) + 2^23) >> 24,
 with edge pixels repeated. The box's integer radius r and the weights ww, fw follow from sigma in
-PIL's float32 arithmetic (`box_weights`, on the host); the passes run here in int64 on all views
-at once, a view's own r picked by a gather.
+PIL's float32 arithmetic (`box_weights`, on the host). Over the recipe's sigma range r is 0 or 1,
+so a pass is a symmetric filter of a few taps with each view's own weights (ww inside its box, fw
+just outside), summed in int64 on all views at once, its input and output uint8 as PIL's.
 """
 from __future__ import annotations
 
@@ -39,30 +40,29 @@ MAX_RADIUS = int(box_weights(np.array([SIGMA_RANGE[1]]))[0][0])
 
 def gaussian_blur(x: torch.Tensor, radius: torch.Tensor, ww: torch.Tensor, fw: torch.Tensor) -> torch.Tensor:
     """uint8 (n, H, W, 3) views -> the same blurred; `radius`, `ww`, `fw` (n,) from `box_weights`."""
-    x = x.long()
-    radius, ww, fw = radius.long(), ww.long(), fw.long()
+    weights = tap_weights(radius.long(), ww.long(), fw.long())
     for axis in (2, 1):
         for _ in range(PASSES):
-            x = _box_pass(x, axis, radius, ww, fw)
-    return x.to(torch.uint8)
+            x = _box_pass(x, axis, weights)
+    return x
 
 
-def _box_pass(x: torch.Tensor, axis: int, radius: torch.Tensor, ww: torch.Tensor, fw: torch.Tensor) -> torch.Tensor:
-    """One extended box pass along `axis` (2: rows, 1: columns), edge pixels repeated: window sums
-    are differences of a running sum over the views padded by the largest radius."""
+def tap_weights(radius: torch.Tensor, ww: torch.Tensor, fw: torch.Tensor) -> torch.Tensor:
+    """(MAX_RADIUS + 2, n, 1, 1, 1) int64: each view's weight of the pixels at distance 0, 1, ... from
+    the centre: ww inside its box, fw just outside, 0 beyond."""
+    distance = torch.arange(MAX_RADIUS + 2, device=radius.device)[:, None]
+    weights = torch.where(distance <= radius, ww, torch.where(distance == radius + 1, fw, torch.zeros_like(ww)))
+    return weights.view(MAX_RADIUS + 2, -1, 1, 1, 1)
+
+
+def _box_pass(x: torch.Tensor, axis: int, weights: torch.Tensor) -> torch.Tensor:
+    """One extended box pass along `axis` (2: rows, 1: columns) of uint8 views, edge pixels repeated:
+    a symmetric filter of MAX_RADIUS + 2 distances, each view with its own weights, summed in int64."""
     length = x.shape[axis]
     pad = MAX_RADIUS + 1
-    padded = x.index_select(axis, torch.arange(-pad, length + pad, device=x.device).clamp(0, length - 1))
-    sums = padded.cumsum(axis)
-    along = [1, 1, 1, 1]
-    along[axis] = length
-    centre = (torch.arange(length, device=x.device) + pad).view(along)
-
-    def at(source: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """source[centre + offset], each view at its own offset."""
-        return source.gather(axis, (centre + offset.view(-1, 1, 1, 1)).expand(x.shape))
-
-    window = at(sums, radius) - at(sums, -radius - 1)
-    far = at(padded, -radius - 1) + at(padded, radius + 1)
-    total = ww.view(-1, 1, 1, 1) * window + fw.view(-1, 1, 1, 1) * far + (1 << (FRACTION_BITS - 1))
-    return total >> FRACTION_BITS
+    padded = x.index_select(axis, torch.arange(-pad, length + pad, device=x.device).clamp(0, length - 1)).int()
+    total = weights[0] * padded.narrow(axis, pad, length) + (1 << (FRACTION_BITS - 1))
+    for distance in range(1, pad + 1):
+        pair = padded.narrow(axis, pad - distance, length) + padded.narrow(axis, pad + distance, length)
+        total += weights[distance] * pair
+    return (total >> FRACTION_BITS).to(torch.uint8)

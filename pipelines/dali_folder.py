@@ -1,34 +1,34 @@
-"""The DALI executor for image folders: each view's crop box decoded from its file, then F's augmentation.
+"""The DALI executor for image folders: each sample decoded once, both views cut from it, then F's augmentation.
 
-    external_source (CPU: the encoded files, each view's crop anchor and shape, from the epoch's table)
-    external_source (the views' parameter-table rows, on the device)
-      -> decoders.image_slice (device "mixed" on the GPU: nvJPEG decodes only the crop box; "cpu" here;
+    external_source (CPU: each sample's encoded file, and the union of its two views' crop boxes as
+                     DALI's anchor and shape, from the epoch's table)
+      -> decoders.image_slice (device "mixed" on the GPU: nvJPEG decodes only that box; "cpu" here;
                                libjpeg's chroma upsampling and no EXIF rotation, as PIL decodes)
-      -> pad (to the iteration's largest crop)
-      -> augment (one torch operator: PIL's bicubic resize to S x S and the flip, ColorJitter,
-                  grayscale, the RandAugment slots, normalisation; pipelines.augment)
+      -> augment (one torch operator: each view's box resized from its sample's crop with PIL's
+                  bicubic filter, the flip, ColorJitter, grayscale, the blur, the RandAugment slots,
+                  normalisation; pipelines.augment, pipelines.resize)
 
 The crop boxes are the seeded sampler's (drawn in each file's own size), so DALI and the PIL
-reference executor crop the same pixels: the parity contract of F holds on decoded crops. Views are
-samples of the pipeline's batch here (decoded crops differ in size); the torch operator stacks them
-once and runs every stage on all of them. The sample index reaches the momentum state through the
-plan's order, as in DaliExecutor: DALI reads files in exactly the order the plan asks for.
+reference executor crop the same pixels: the parity contract of F holds on decoded crops. The sample
+index reaches the momentum state through the plan's order, as in DaliExecutor: DALI reads files in
+exactly the order the plan asks for. How the crops are resized (chunks under a memory budget, the
+pass order of each view) is planned on the host when the epoch starts, from the boxes alone.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
-import torch
-from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.pipeline import Pipeline
 from nvidia.dali.types import BatchInfo
 
 from pipelines.augment import Augmentation
-from pipelines.dali_executor import DaliExecutor, TensorList
-from pipelines.dali_graph import PREFETCH_DEPTH, TorchStage, Timer
-from pipelines.normalize import normalized
+from pipelines.dali_executor import DaliExecutor, view_rows
+from pipelines.dali_graph import folder_pipeline
+from pipelines.plan import EpochPlan
+from pipelines.resize import ResizePlan, chunk_bytes, plan_resize
+from pipelines.table import Layout
 
 READ_THREADS = 8
 """Threads reading files for the external source (reads release the GIL)."""
@@ -45,58 +45,64 @@ class EncodedImages(Protocol):
 class DaliFolderExecutor(DaliExecutor):
     """DaliExecutor's epochs over files: (EpochPlan) -> batches of (indices, views of `size` pixels)."""
 
-    def _pipeline(self, images: EncodedImages, threads: int, dtype: torch.dtype, timer: Timer | None) -> Pipeline:
+    _decoded = True
+
+    def _augmentation(self, images: EncodedImages) -> Augmentation:
         self.files = images
-        self.augmentation = Augmentation(None, self.num_slots, size=self.size, device=self.device, blur=self.blur)
         self._reader = ThreadPoolExecutor(READ_THREADS)
-        layout = self.augmentation.layout
-        self._image_column = layout.columns("image").start
-        self._crop_columns = layout.columns("crop")
-        return folder_pipeline(self._encoded, self._batch_table, self.augmentation, self.device, threads,
-                               self.batches_together * 2 * self.batch_size, dtype, timer)
+        self._lent: dict[int, tuple] = {}
+        self._budget = chunk_bytes(self.device)
+        return Augmentation(None, self.num_slots, size=self.size, device=self.device, blur=self.blur)
 
-    def _views(self, output: TensorList) -> torch.Tensor:
-        """An iteration's (2B, H, W, 3) views: the pipeline's batch of views, as one tensor."""
-        return torch.from_dlpack(output.as_tensor())
+    def _pipeline(self, threads: int) -> Pipeline:
+        return folder_pipeline(self._read, self.operator, self.device, threads,
+                               self.batches_together * self.batch_size)
 
-    def _batch_table(self, info: BatchInfo) -> torch.Tensor | np.ndarray:
-        """The iteration's table rows as a batch of rows, one per view."""
-        return self._table[self._table_rows(info.iteration)]
+    def _start_epoch(self, plan: EpochPlan) -> None:
+        self._view_rows = view_rows(plan)
+        super()._start_epoch(plan)
 
-    def _encoded(self, info: BatchInfo) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """Each view's encoded file (read once per sample, shared by its two views), and its crop box
-        as DALI's anchor (x, y) and shape (width, height)."""
-        rows = self._host_table[self._table_rows(info.iteration)]
-        images = rows[:, self._image_column].astype(np.int64)
-        unique, position = np.unique(images, return_inverse=True)
-        encoded = list(self._reader.map(self.files.read, unique.tolist()))
-        top, left, height, width = rows[:, self._crop_columns].astype(np.int32).T
-        return ([encoded[p] for p in position], np.stack([left, top], 1), np.stack([width, height], 1))
+    def _host_plan(self, host: np.ndarray, span: slice) -> dict:
+        return super()._host_plan(host, span) | {
+            "resize": decode_plan(host, span, self._view_rows, self.augmentation.layout, self._budget)}
+
+    def _read(self, info: BatchInfo) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Each sample's encoded file (read by a thread pool) and the box to decode, as DALI's anchor
+        (x, y) and shape (width, height); kept until DALI hands out the iteration, since DALI reads
+        them without a copy."""
+        plan = self._next_plan(info)
+        images = self._plan.order[samples_of(self._table_rows(info.iteration))]
+        crops = plan.resize.crops
+        lent = (list(self._reader.map(self.files.read, images.tolist())), np.ascontiguousarray(crops[:, [1, 0]]),
+                np.ascontiguousarray(crops[:, [3, 2]]))
+        self._lent[info.iteration] = lent
+        return lent
+
+    def _delivered(self, iteration: int) -> None:
+        self._lent.pop(iteration, None)
 
 
-def folder_pipeline(encoded: Callable, table: Callable, augmentation: Augmentation, device: torch.device,
-                    threads: int, max_views: int, dtype: torch.dtype, timer: Timer | None = None) -> Pipeline:
-    """The pipeline (defined, not built): `encoded(BatchInfo)` gives the views' files and crop boxes,
-    `table(BatchInfo)` their table rows (on `device`); the views come out as `dtype`, FHWC per view."""
-    cuda = device.type == "cuda"
-    stream = torch.cuda.current_stream(device).cuda_stream if cuda and torch.cuda.is_available() else None
+def samples_of(span: slice) -> np.ndarray:
+    """Positions in the plan of the samples whose two views fill epoch-table rows `span`."""
+    return np.arange(span.start // 2, span.stop // 2)
 
-    def augment(crops: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return normalized(augmentation.after_crop(augmentation.resize(crops, rows), rows), dtype)
 
-    @pipeline_def(batch_size=max_views, num_threads=threads, prefetch_queue_depth=PREFETCH_DEPTH,
-                  device_id=(device.index or 0) if cuda else None)
-    def views():
-        files, anchor, shape = fn.external_source(source=encoded, batch_info=True, num_outputs=3, batch=True)
-        rows = fn.external_source(source=table, batch_info=True, batch=True, device="gpu" if cuda else "cpu",
-                                  cuda_stream=stream)
-        crops = fn.decoders.image_slice(files, anchor, shape, device="mixed" if cuda else "cpu",
-                                        output_type=types.RGB, normalized_anchor=False, normalized_shape=False,
-                                        adjust_orientation=False, jpeg_fancy_upsampling=True)
-        crops = fn.pad(crops, fill_value=0)
-        return fn.dl_tensor_python_function(crops, rows, function=TorchStage("augment", augment, device, timer,
-                                                                              per_view=True),
-                                            batch_processing=True, synchronize_stream=False, output_layouts="HWC",
-                                            device="gpu" if cuda else "cpu", name="augment")
+def decode_plan(host: np.ndarray, span: slice, rows: tuple[np.ndarray, np.ndarray], layout: Layout,
+                budget: int) -> ResizePlan:
+    """What to decode for table rows `span` (one box per sample: the union of its two views' boxes)
+    and how to resize the views from them. `rows`: each sample's view-1 and view-2 rows in the table."""
+    boxes = host[span, layout.columns("crop")].astype(np.int64)
+    samples = samples_of(span)
+    one, two = (view[samples] - span.start for view in rows)
+    sample_of_view = np.empty(len(boxes), np.int64)
+    sample_of_view[one] = sample_of_view[two] = np.arange(len(samples))
+    return plan_resize(boxes, sample_of_view, union_boxes(boxes[one], boxes[two]), layout.size, budget)
 
-    return views()
+
+def union_boxes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(n, 4) top, left, height, width of the smallest box holding both boxes of each row."""
+    top = np.minimum(first[:, 0], second[:, 0])
+    left = np.minimum(first[:, 1], second[:, 1])
+    bottom = np.maximum(first[:, 0] + first[:, 2], second[:, 0] + second[:, 2])
+    right = np.maximum(first[:, 1] + first[:, 3], second[:, 1] + second[:, 3])
+    return np.stack([top, left, bottom - top, right - left], 1)

@@ -150,11 +150,9 @@ def test_dense_schedule_of_the_gpu_equals_the_sparse_one_of_the_cpu(real_looking
     rng = np.random.default_rng(7)
     view = BoostPolicy(2).sample(rng.random(len(real_looking)), rng, (32, 32)).view1
     table = torch.as_tensor(view_table(view, np.arange(len(real_looking)), 32))
-    sparse = Augmentation(torch.as_tensor(real_looking), 2)
-    dense = Augmentation(torch.as_tensor(real_looking), 2)
-    dense.rows.dense = True
-    assert not sparse.rows.dense
-    assert torch.equal(dense(table), sparse(table))
+    augmentation = Augmentation(torch.as_tensor(real_looking), 2)
+    assert not augmentation.dense
+    assert torch.equal(augmentation(table, dense=True), augmentation(table, dense=False))
 
 
 def _two_sample_ks(a: np.ndarray, b: np.ndarray) -> float:

@@ -29,7 +29,8 @@ from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.normalize import MEAN, STD
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
-from pipelines.resize import resize_crops, vertical_first
+from pipelines.iteration import upload_indices
+from pipelines.resize import plan_resize, resize_views, vertical_first
 from split import class_groups
 from tests.cli_support import assert_one_line_error, run
 
@@ -140,27 +141,40 @@ def test_data_that_is_not_all_there_is_refused_before_training(folder, tmp_path,
         assert "train/class00/00003.jpg" in result.stderr
 
 
-def test_pil_resize_of_crops_of_any_size(folder):
-    """Against PIL's bicubic resize (and torchvision's flip): bit for bit for every view whose pass
-    order is PIL's first choice, within F's tolerance for those this module starts vertically."""
+def test_pil_resize_of_boxes_inside_crops_of_any_size():
+    """Two boxes inside each decoded crop, resized as the executor plans it, against PIL's bicubic
+    resize of each box (and torchvision's flip): bit for bit for every view whose pass order is PIL's
+    first choice, within F's tolerance for those this module starts vertically; the same views whether
+    every crop is a chunk of its own or all share one."""
     rng = np.random.default_rng(3)
-    n, out = 120, 24
+    n, out = 60, 24
     heights, widths = rng.integers(3, 100, n), rng.integers(3, 100, n)
-    crops = np.zeros((n, heights.max(), widths.max(), 3), np.uint8)
-    flips = rng.random(n) < 0.5
+    crops = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in zip(heights, widths)]
+    tops, lefts = (rng.integers(0, side, (2, n)) for side in (heights, widths))
+    boxes = np.stack([tops, lefts, rng.integers(1, heights - tops + 1), rng.integers(1, widths - lefts + 1)], -1)
+    boxes = boxes.transpose(1, 0, 2).reshape(2 * n, 4)
+    sample_of_view = np.repeat(np.arange(n), 2)
+    flips = rng.random(2 * n) < 0.5
     expected = []
-    for i, (h, w) in enumerate(zip(heights, widths)):
-        crops[i, :h, :w] = rng.integers(0, 256, (h, w, 3))
-        view = F.resize(Image.fromarray(crops[i, :h, :w]), [out, out], InterpolationMode.BICUBIC, antialias=True)
-        expected.append(np.asarray(F.hflip(view) if flips[i] else view))
+    for (top, left, h, w), s, flip in zip(boxes, sample_of_view, flips):
+        view = F.resize(Image.fromarray(crops[s][top:top + h, left:left + w]), [out, out], InterpolationMode.BICUBIC,
+                        antialias=True)
+        expected.append(np.asarray(F.hflip(view) if flip else view))
     expected = np.stack(expected)
-    args = (torch.as_tensor(crops), torch.as_tensor(heights), torch.as_tensor(widths), torch.as_tensor(flips), out)
-    sparse, dense = resize_crops(*args).numpy(), resize_crops(*args, dense=True).numpy()
-    np.testing.assert_array_equal(sparse, dense)
-    later = vertical_first(torch.as_tensor(heights), torch.as_tensor(widths), out).numpy()
-    assert 0 < later.sum() < n
-    np.testing.assert_array_equal(sparse[~later], expected[~later])
-    difference = np.abs(sparse[later].astype(int) - expected[later])
+    at_origin = np.stack([np.zeros(n), np.zeros(n), heights, widths], 1).astype(np.int64)
+
+    def resized(budget: int) -> tuple[np.ndarray, int]:
+        plan = upload_indices(plan_resize(boxes, sample_of_view, at_origin, out, budget), torch.device("cpu"))
+        views = resize_views([torch.as_tensor(c) for c in crops], plan, torch.as_tensor(flips), out, 2 * n)
+        return views.numpy(), len(plan.chunks)
+
+    (alone, chunks_alone), (together, chunks_together) = resized(1), resized(1 << 40)
+    assert (chunks_alone, chunks_together) == (n, 1)
+    np.testing.assert_array_equal(alone, together)
+    later = vertical_first(boxes[:, 2], boxes[:, 3], out)
+    assert 0 < later.sum() < 2 * n
+    np.testing.assert_array_equal(alone[~later], expected[~later])
+    difference = np.abs(alone[later].astype(int) - expected[later])
     assert difference.mean() <= MEAN_TOLERANCE and (difference > 8).mean() <= FAR_TOLERANCE
 
 
@@ -212,7 +226,7 @@ def test_dali_decodes_and_augments_as_the_pil_reference(folder, k):
             crops = np.concatenate([params.view1.crop, params.view2.crop])
             position = {sample: r for r, sample in enumerate(order)}
             box = np.stack([crops[position[s] + offset * len(order)] for offset in (0, 1) for s in rows])
-            exact = ~vertical_first(torch.as_tensor(box[:, 2]), torch.as_tensor(box[:, 3]), SIZE).numpy()
+            exact = ~vertical_first(box[:, 2], box[:, 3], SIZE)
             assert exact.sum() > len(exact) // 2
             np.testing.assert_array_equal(ours[exact], theirs[exact])
         batches += 1
