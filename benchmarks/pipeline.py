@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.profile import StageTimer, graph_census, kernel_census
+from benchmarks.profile import StageTimer, cost_model
 from benchmarks.timing import gpu_name, synchronize
 from bcl_dali.config import IMAGENET_LT
 from bcl_dali.data import load_data
@@ -36,22 +36,23 @@ FOLDER_VIEW_SIZE = IMAGENET_LT.image_size
 GENERATED_FILES = 512
 GENERATED_CLASSES = 8
 GENERATED_SIDES = (256, 500)
-COST_MODEL_KEYS = ("operators", "expansions", "host_to_device_copies", "kernels", "full_image_passes_per_view",
-                   "bytes_per_view")
+COST_MODEL_KEYS = ("operators", "expansions", "host_to_device_copies", "kernels", "launches", "host_syncs",
+                   "decodes_per_sample", "full_image_passes_per_view", "bytes_per_view")
 
 
 def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
                      k: int = 1, seed: int = 0, num_classes: int = 100, profile: bool = False,
                      batches_together: int | None = None, folder: ImageFiles | None = None,
-                     image_size: int = FOLDER_VIEW_SIZE) -> dict:
-    """`folder`: decode and augment its files to views of `image_size` (else synthetic-lt's arrays)."""
+                     image_size: int = FOLDER_VIEW_SIZE, graph: bool = False) -> dict:
+    """`folder`: decode and augment its files to views of `image_size` (else synthetic-lt's arrays).
+    `graph`: the DALI executor replays its augmentation from a CUDA graph."""
     images = folder if folder is not None else load_data("synthetic-lt", num_classes=num_classes, seed=seed).train.images
     size = image_size if folder is not None else images.shape[1]
-    timer = StageTimer(device) if profile and folder is None else None
+    timer = StageTimer(device) if profile else None
     if executor == "dali":
         kind = DaliFolderExecutor if folder is not None else DaliExecutor
         runner = kind(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
-                      timer=timer, batches_together=batches_together, blur=folder is not None)
+                      timer=timer, batches_together=batches_together, blur=folder is not None, graph=graph)
     else:
         runner = ReferenceExecutor(images, size=size, workers=workers)
     together = runner.batches_together if executor == "dali" else 1
@@ -79,12 +80,10 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     if folder is not None:
         result["images"] = {"files": len(folder), "mean_height": float(folder.heights.mean()),
                             "mean_width": float(folder.widths.mean()), "mean_bytes": float(folder.bytes.mean())}
-        if executor == "dali":
-            result["batches_per_iteration"] = runner.batches_together
-    elif executor == "dali":
+    if executor == "dali":
         result["batches_per_iteration"] = runner.batches_together
-        result.update(graph_census(k, "gpu" if device.type == "cuda" else "cpu"))
-        result.update(kernel_census(k))
+        result["graph"] = graph
+        result.update(cost_model(k, size, folder is not None, graph, device))
     if timer is not None:
         result["stage_milliseconds_per_iteration"] = timer.milliseconds(skip=WARMUP_ITERATIONS)
     return result
@@ -122,9 +121,11 @@ def summary(result: dict) -> str:
         images = result["images"]
         line += (f"; decode + augmentation of {images['files']} JPEGs of {images['mean_width']:.0f}x"
                  f"{images['mean_height']:.0f} pixels on average to two {result['view_size']}-pixel views each")
-    elif result["executor"] == "dali":
-        line += (f"; per iteration: {result['operators']} DALI operators, {result['expansions']} expanding, "
-                 f"{result['host_to_device_copies']} host-to-device copies, {result['kernels']} torch kernels; "
+    if result["executor"] == "dali":
+        line += (f"; a GPU iteration of {result['views']} views: {result['operators']} DALI operators, "
+                 f"{result['expansions']} expanding, {result['host_to_device_copies']} host-to-device copies, "
+                 f"{result['launches']} launches{' (CUDA graph)' if result['graph'] else ''}, "
+                 f"{result['host_syncs']} host syncs, {result['decodes_per_sample']:g} decodes per sample; "
                  f"per view: {result['full_image_passes_per_view']} full-image passes, "
                  f"{result['bytes_per_view'] / 1e6:.2f} MB moved")
     return line
@@ -133,16 +134,20 @@ def summary(result: dict) -> str:
 def profile_table(result: dict) -> str:
     """The cost model of one DALI iteration, stage by stage, as `bench pipeline --profile` prints it."""
     dali = result["dali"] if result["benchmark"] == "pipelines" else result
-    lines = [f"one iteration = {dali['batches_per_iteration']} batch(es) of {dali['batch_size']} samples "
+    lines = [f"timed: one iteration = {dali['batches_per_iteration']} batch(es) of {dali['batch_size']} samples "
              f"({2 * dali['batches_per_iteration'] * dali['batch_size']} views), k = {dali['rand_k']}",
              f"DALI operators: {dali['operators']}  " + ", ".join(
                  f"{kind} x{count}" for kind, count in dali["operators_by_kind"].items()),
              f"expanding operators (one sample per frame): {dali['expansions']}",
              f"host-to-device parameter copies: {dali['host_to_device_copies']}",
+             f"counted: a GPU iteration of {dali['views']} views, {dali['schedule']} schedule: {dali['launches']} "
+             f"launches{' (CUDA graph)' if dali['graph'] else ''}, {dali['host_syncs']} host syncs, "
+             f"{dali['decodes_per_sample']:g} decodes per sample",
              f"per view: {dali['full_image_passes_per_view']} full-image passes, "
              f"{dali['bytes_per_view'] / 1e6:.2f} MB read and written",
              f"{'stage':<10}{'torch kernels':>15}{'ms / iteration':>16}"]
     times = dali.get("stage_milliseconds_per_iteration", {})
-    for stage, kernels in dali["kernels_by_stage"].items():
+    for stage in dict.fromkeys([*dali["kernels_by_stage"], *times]):
+        kernels = dali["kernels_by_stage"].get(stage, "")
         lines.append(f"{stage:<10}{kernels:>15}{times.get(stage, float('nan')):>16.2f}")
     return "\n".join(lines)

@@ -17,13 +17,14 @@ CIFAR_SIZE = 32
 
 def measure_step(method: str, device: torch.device, batch_size: int, iters: int, width: int = 64,
                  compile_model: bool = False, num_classes: int = 100, recipe: str | None = None,
-                 size: int | None = None) -> dict:
+                 size: int | None = None, cuda_graphs: str = "none") -> dict:
     """`recipe` (imagenet-lt, places-lt): its ResNet-50 with the ImageNet stem on views of its size
-    (or of `size`)."""
+    (or of `size`). `cuda_graphs` "step" or "all": the step replayed from a CUDA graph."""
     model = {} if recipe is None else {"arch": RECIPES[recipe].arch, "stem": RECIPES[recipe].stem}
     size = size or (CIFAR_SIZE if recipe is None else RECIPES[recipe].image_size)
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
-                         batch_size=batch_size, epochs=1, device=str(device), compile=compile_model, **model).resolve()
+                         batch_size=batch_size, epochs=1, device=str(device), compile=compile_model,
+                         cuda_graphs=cuda_graphs, **model).resolve()
     trainer = Trainer(config, load_run_data(config), device, executor=None)
     trainer.model.train()
     views = torch.randn(2 * batch_size, size, size, 3, device=device).to(_view_dtype(trainer)).permute(0, 3, 1, 2)
@@ -39,7 +40,8 @@ def measure_step(method: str, device: torch.device, batch_size: int, iters: int,
     seconds = time.perf_counter() - start
     return {"benchmark": "step", "method": method, "device": str(device), "batch_size": batch_size, "width": width,
             "arch": config.arch, "view_size": size,
-            "iters": iters, "compile": compile_model, "precision": "bf16" if trainer.bf16 else "fp32",
+            "iters": iters, "compile": compile_model, "cuda_graphs": cuda_graphs,
+            "precision": "bf16" if trainer.bf16 else "fp32",
             "seconds": seconds, "samples_per_second": iters * batch_size / seconds, "gpu": gpu_name(device)}
 
 
@@ -48,7 +50,8 @@ def _view_dtype(trainer: Trainer) -> torch.dtype:
 
 
 def summary(result: dict) -> str:
+    graphs = ", CUDA graph" if result.get("cuda_graphs", "none") in ("step", "all") else ""
     return (f"step {result['method']} on {result['device']} ({result['precision']}"
-            f"{', compiled' if result['compile'] else ''}): {result['samples_per_second']:,.0f} samples/s "
+            f"{', compiled' if result['compile'] else ''}{graphs}): {result['samples_per_second']:,.0f} samples/s "
             f"(batch {result['batch_size']}, {result['arch']} width {result['width']}, {result['view_size']}-pixel views, "
             f"{result['iters']} steps)")

@@ -41,7 +41,7 @@ SCALING_TIMEOUT_S = 3600
 
 def measure_training(method: str, device: torch.device, epochs: int, batch_size: int = 512, width: int = 64,
                      compile_model: bool = False, num_classes: int = 100, executor: str = "dali",
-                     folder: Path | None = None, image_size: int | None = None) -> dict:
+                     folder: Path | None = None, image_size: int | None = None, cuda_graphs: str = "none") -> dict:
     """Our training loop (the `train` command's, without evaluation or checkpoints); under torchrun,
     on every process, `batch_size` being the global batch. With `folder` (a root holding train.txt
     and test.txt), the ImageNet-LT recipe on its files: ResNet-50, decode and augmentation to
@@ -51,7 +51,7 @@ def measure_training(method: str, device: torch.device, epochs: int, batch_size:
         data = {"dataset": "folder", "data_dir": str(folder), "train_list": str(folder / "train.txt"),
                 "test_list": str(folder / "test.txt"), "image_size": image_size}
     config = TrainConfig(method=method, width=width, batch_size=batch_size, epochs=epochs, device=str(device),
-                         compile=compile_model, executor=executor, **data).resolve()
+                         compile=compile_model, executor=executor, cuda_graphs=cuda_graphs, **data).resolve()
     world = World.from_environment()
     device = world.device(device)
     world.start(device)
@@ -147,7 +147,7 @@ def _result(configuration: str, config: TrainConfig, device: torch.device, sampl
             "gpu": gpu_name(device), "dataset": config.dataset, "arch": config.arch, "image_size": config.image_size,
             "batch_size": config.batch_size, "width": config.width, "epochs": len(seconds),
             "executor": config.executor, "workers": config.worker_count, "precision": config.precision,
-            "compile": config.compile, "epoch_seconds": seconds,
+            "compile": config.compile, "cuda_graphs": config.cuda_graphs, "epoch_seconds": seconds,
             "samples_per_second": samples * len(timed) / sum(timed)}
 
 
