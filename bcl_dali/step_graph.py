@@ -13,7 +13,9 @@ learning rate) and one replay, with the same kernels, so the same numbers. What 
   belongs to one phase, and the first phase's is dropped when the second begins;
 - warm-up: a graph is captured on the second full batch of its phase, after an eager step on a side
   stream has made the optimiser's buffers and chosen the convolution algorithms;
-- DALI keeps working in its own threads during a capture, so only this thread's calls are checked.
+- DALI keeps working in its own threads during a capture, so only this thread's calls are checked;
+  the capture uses the process's capture stream (pipelines.graphs.side_stream), as the
+  augmentation's captures do, which happen in this thread too, when an epoch is planned.
 
 One process only (a DDP step's collectives would be captured too), with SGD (LARS keeps its rate as
 a Python number) and without torch.compile.
@@ -23,6 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 import torch
+
+from pipelines.graphs import side_stream
 
 if TYPE_CHECKING:
     from bcl_dali.methods import Contrast
@@ -41,7 +45,7 @@ class GraphedStep:
         self.device = device
         self.phase = phase
         self.lr = torch.zeros((), dtype=torch.float32, device=device)
-        self._side = torch.cuda.Stream(device)
+        self._side = side_stream(device, "warm-up")
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._seen: set[tuple] = set()
         self.full_batch: int | None = None
@@ -84,6 +88,6 @@ class GraphedStep:
         static_indices = indices.clone()
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # DALI's threads go on meanwhile
+        with torch.cuda.graph(graph, stream=side_stream(self.device, "capture"), capture_error_mode="thread_local"):
             static_loss = self.work(static_indices, static_views, contrast)
         return graph, static_views, static_indices, static_loss

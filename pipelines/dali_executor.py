@@ -28,6 +28,7 @@ from nvidia.dali.types import BatchInfo
 
 from pipelines.augment import Augmentation
 from pipelines.dali_graph import AugmentOperator, Timer, resident_pipeline
+from pipelines.graphs import side_stream
 from pipelines.handoff import HeldOutputs
 from pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
 from pipelines.plan import EpochPlan
@@ -68,9 +69,11 @@ class DaliExecutor:
         self._iterations: list[IterationPlan] = []
         self._epochs = 0
         self._unfinished = False
+        self._handed_out = 0
+        """Iterations of the current epoch DALI has handed out."""
         self.plans = PlanQueue()
         self.held = HeldOutputs.on(device)
-        self._upload_stream = torch.cuda.Stream(device) if self._cuda else None
+        self._upload_stream = side_stream(device, "upload") if self._cuda else None
         self.augmentation = self._augmentation(images)
         self.operator = AugmentOperator(self.augmentation, self.plans, dtype, self._decoded, timer, graph)
         self.pipeline = self._pipeline(threads)
@@ -117,6 +120,7 @@ class DaliExecutor:
             self._drain()
         self.plans.clear()
         self._plan = plan
+        self._handed_out = 0
         self._start_epoch(plan)
         if self._epochs:
             self.pipeline.reset()
@@ -125,6 +129,7 @@ class DaliExecutor:
         for iteration in range(len(self._iterations)):
             (output,) = self.pipeline.run(self._stream)
             self._delivered(iteration)
+            self._handed_out = iteration + 1
             together = self._views(output)
             self.held.hold(output, together)
             first = self._batches(iteration).start
@@ -139,14 +144,10 @@ class DaliExecutor:
             return
         raise RuntimeError("the DALI pipeline produced more batches than the epoch plan holds")
 
-    def close(self) -> None:
-        """Wait until the consumer is done with every view handed out, then let go of them."""
-        self.held.release_all()
-
     def _drain(self) -> None:
         """Run out an epoch its consumer left early (DALI resets only at the end of its data), so the
         next epoch's first batch is not one the old plan prefetched."""
-        iteration = 0
+        iteration = self._handed_out
         while True:
             try:
                 self.pipeline.run(self._stream)
@@ -169,6 +170,9 @@ class DaliExecutor:
             extras = upload_indices(extras, self.device)
             self._order = torch.as_tensor(plan.order).to(self.device)
         self._iterations = [IterationPlan(table[span], **extra) for span, extra in zip(spans, extras)]
+        if self.operator.graph is not None:
+            for plan in self._iterations:  # DALI is idle: the old epoch is run out, the new one not begun
+                self.operator.graph.capture(plan.table)
 
     def _host_plan(self, host: np.ndarray, span: slice) -> dict:
         """What an iteration's stage needs besides the table, as host index arrays."""

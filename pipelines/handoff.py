@@ -75,12 +75,6 @@ class HeldOutputs:
             self._held[0][1].synchronize()
             self._held.popleft()
 
-    def release_all(self) -> None:
-        """Mark what is held, wait for every mark, then let go (the executor's end)."""
-        self.consumed()
-        while self._held:
-            self._held.popleft()[1].synchronize()
-
     def __len__(self) -> int:
         return len(self._held)
 

@@ -60,6 +60,73 @@ def test_gpu_graph_computes_the_cpu_graphs_numbers(k):
             np.testing.assert_array_equal(denormalize(gpu_views), reference)
 
 
+def test_views_read_late_are_the_views_dali_made():
+    """The hand-off under stress (benchmarks/handoff_stress.py): every batch copied at once and again
+    after a long sleep queued on the consumer's stream, while DALI runs ahead. Fails if an output goes
+    back to DALI before the consumer's stream has read it (pipelines.handoff)."""
+    result = stress_handoff(CUDA, natural_images(256, seed=5), batch_size=32, batches=24)
+    assert result["batches"] == 24 and result["views_differing"] == 0
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_the_augmentation_replayed_from_a_cuda_graph_is_the_eager_one(k):
+    """Two epochs with a short last iteration (a second captured shape): the replayed views equal the
+    eager ones bit for bit, and each shape is captured once."""
+    images = natural_images(200, seed=k)
+    plans = [_plan(200, k, seed=k + epoch, batch=20) for epoch in range(2)]
+    graphed = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
+                           batches_together=3, graph=True)
+    eager = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
+                         batches_together=3)
+    for plan in plans:
+        for (i, views), (j, expected) in zip([(i, v.clone()) for i, v in graphed.epoch(plan)],
+                                             [(i, v.clone()) for i, v in eager.epoch(plan)]):
+            assert torch.equal(i, j) and torch.equal(views, expected)
+    assert graphed.operator.graph.captured == 2
+
+
+@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
+def test_the_graphed_step_trains_as_the_eager_step(method):
+    """Three epochs of the same run eager and with the step replayed from CUDA graphs (both momentum
+    phases, the short last batch eager): the same losses and momentum state up to the float32 learning
+    rate the graph reads and cuDNN's run-to-run differences."""
+    runs = []
+    for graphs in ("none", "step"):
+        config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=10, width=16, batch_size=64,
+                             epochs=3, device="cuda", cuda_graphs=graphs).resolve()
+        data = load_run_data(config)
+        trainer = Trainer(config, data, CUDA, build_executor(config, data, CUDA))
+        losses = [trainer.train_epoch().loss for _ in range(3)]
+        runs.append((losses, trainer.momentum.ema.clone(), trainer))
+    (eager_losses, eager_ema, _), (graph_losses, graph_ema, graphed) = runs
+    assert graphed.graphed.captured == 1
+    np.testing.assert_allclose(graph_losses, eager_losses, rtol=2e-2)
+    assert torch.allclose(graph_ema, eager_ema, rtol=5e-2, atol=5e-2)
+
+
+def test_a_folder_epoch_at_large_views_never_synchronises_with_the_host(tmp_path):
+    """The sparse schedule on the GPU (views over 64 pixels): each step's rows and the resize's chunks
+    come from the host plan, so after the epoch's uploads nothing reads back."""
+    root = write_jpeg_folder(tmp_path, [60, 40, 20], 2, sides=(40, 300))
+    files = load_data("folder", data_dir=root, lists=FolderLists(str(root / "train.txt"), str(root / "test.txt"))).train.images
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(files))
+    plan = EpochPlan(order, 24, BoostPolicy(2, crop_scale=(0.08, 1.0), blur=True).sample(
+        rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
+    executor = DaliFolderExecutor(files, size=96, num_slots=2, batch_size=24, device=CUDA, threads=2,
+                                  batches_together=1, blur=True)
+    list(executor.epoch(plan))  # every lazily made table and constant exists after a whole epoch
+    batches = executor.epoch(plan)
+    next(batches)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        assert len(list(batches)) == plan.num_batches - 1
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
 def test_a_gpu_epoch_never_synchronises_with_the_host():
     """After an epoch's uploads (once per epoch) nothing reads back: the stages of the iterations
     DALI runs while the debug mode is on raise on any synchronisation, and DALI reports it."""
@@ -165,69 +232,3 @@ def test_gpu_decodes_folders_as_pil_does(tmp_path, k, size):
         assert difference.mean() <= MEAN_TOLERANCE and (difference > 8).mean() <= FAR_TOLERANCE
         batches += 1
     assert batches == plan.num_batches
-
-
-def test_views_read_late_are_the_views_dali_made():
-    """The hand-off under stress (benchmarks/handoff_stress.py): every batch copied at once and again
-    after a long sleep queued on the consumer's stream, while DALI runs ahead. Fails if an output goes
-    back to DALI before the consumer's stream has read it (pipelines.handoff)."""
-    result = stress_handoff(CUDA, natural_images(256, seed=5), batch_size=32, batches=24)
-    assert result["batches"] == 24 and result["views_differing"] == 0
-
-
-@pytest.mark.parametrize("k", [1, 2])
-def test_the_augmentation_replayed_from_a_cuda_graph_is_the_eager_one(k):
-    """Two epochs with a short last iteration (a second captured shape): the replayed views equal the
-    eager ones bit for bit, and each shape is captured once."""
-    images = natural_images(200, seed=k)
-    plans = [_plan(200, k, seed=k + epoch, batch=20) for epoch in range(2)]
-    graphed = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
-                           batches_together=3, graph=True)
-    eager = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
-                         batches_together=3)
-    for plan in plans:
-        for (i, views), (j, expected) in zip([(i, v.clone()) for i, v in graphed.epoch(plan)],
-                                             [(i, v.clone()) for i, v in eager.epoch(plan)]):
-            assert torch.equal(i, j) and torch.equal(views, expected)
-    assert graphed.operator.graph.captured == 2
-
-
-@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
-def test_the_graphed_step_trains_as_the_eager_step(method):
-    """Three epochs of the same run eager and with the step replayed from CUDA graphs (both momentum
-    phases, the short last batch eager): the same losses and momentum state up to the float32 learning
-    rate the graph reads and cuDNN's run-to-run differences."""
-    runs = []
-    for graphs in ("none", "step"):
-        config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=10, width=16, batch_size=64,
-                             epochs=3, device="cuda", cuda_graphs=graphs).resolve()
-        data = load_run_data(config)
-        trainer = Trainer(config, data, CUDA, build_executor(config, data, CUDA))
-        losses = [trainer.train_epoch().loss for _ in range(3)]
-        runs.append((losses, trainer.momentum.ema.clone(), trainer))
-    (eager_losses, eager_ema, _), (graph_losses, graph_ema, graphed) = runs
-    assert graphed.graphed.captured == 1
-    np.testing.assert_allclose(graph_losses, eager_losses, rtol=2e-2)
-    assert torch.allclose(graph_ema, eager_ema, rtol=5e-2, atol=5e-2)
-
-
-def test_a_folder_epoch_at_large_views_never_synchronises_with_the_host(tmp_path):
-    """The sparse schedule on the GPU (views over 64 pixels): each step's rows and the resize's chunks
-    come from the host plan, so after the epoch's uploads nothing reads back."""
-    root = write_jpeg_folder(tmp_path, [60, 40, 20], 2, sides=(40, 300))
-    files = load_data("folder", data_dir=root, lists=FolderLists(str(root / "train.txt"), str(root / "test.txt"))).train.images
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(files))
-    plan = EpochPlan(order, 24, BoostPolicy(2, crop_scale=(0.08, 1.0), blur=True).sample(
-        rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
-    executor = DaliFolderExecutor(files, size=96, num_slots=2, batch_size=24, device=CUDA, threads=2,
-                                  batches_together=1, blur=True)
-    batches = executor.epoch(plan)
-    next(batches)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        assert len(list(batches)) == plan.num_batches - 1
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    torch.cuda.synchronize()
