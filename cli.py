@@ -9,33 +9,24 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bcl_dali.config import ARCHS, CUDA_GRAPHS, EXECUTORS, MAX_SEED, PRECISIONS, RECIPES, STEMS
-from bcl_dali.data import DATASETS, load_pool, save_index_file
-from bcl_dali.data.files import ImageFiles
-from bcl_dali.data.folder import list_files
+from bcl_dali.config import (ARCHS, BAD_IMAGE_POLICIES, CUDA_GRAPHS, EXECUTORS, MAX_SEED, MIN_IMAGE_SIZE, MIN_WIDTH,
+                             PRECISIONS, RECIPES, STEMS)
+from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE, load_pool, save_index_file
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
-from bcl_dali.eval_report import across_runs_table, results_table
-from bcl_dali.evaluate import across_runs, check_one_kind, check_shots, evaluate_checkpoint, load_trained
 from bcl_dali.methods import METHODS
 from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
-from bcl_dali.plots import per_class_figure, require_matplotlib
 from bcl_dali.reports import check_output_path, write_json
-from bcl_dali.run_report import write_report
-from bcl_dali.run_training import load_run_data, start_run
-from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
-from benchmarks.fidelity import PAIRS, run_fidelity
-from benchmarks.pipeline import (GENERATED_FILES, compare_pipelines, generated_folder, measure_pipeline, profile_table,
-                                 summary as pipeline_summary)
-from benchmarks.step import measure_step, summary as step_summary
-from benchmarks.train import compare, measure_scaling, measure_training, summary as train_summary
 from split import SplitError, describe_split, few_shot_subset, load_index_file, long_tailed_subset
 
+# What a command runs is imported when it runs: DALI, torchvision and the benchmarks take seconds to
+# import, and `--help` should not wait for them.
+
 USER_ERROR_STATUS = 2
+IN_MEMORY = tuple(name for name in DATASETS if name != "folder")
 INTERRUPTED_STATUS = 130
-"""What a shell reports for a command stopped by SIGINT (128 + 2)."""
-DEFAULT_IMBALANCE = 100.0
+"""What a shell reports for a command stopped by SIGINT (128 + 2); a training stopped by SIGTERM exits 143."""
 
 
 class Commands(click.Group):
@@ -47,7 +38,7 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except Interrupted as error:
             click.echo(f"stopped: {error}", err=True)
-            ctx.exit(INTERRUPTED_STATUS)
+            ctx.exit(error.status)
         except KeyboardInterrupt:
             click.echo("stopped: interrupted", err=True)
             ctx.exit(INTERRUPTED_STATUS)
@@ -138,7 +129,7 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--arch", type=click.Choice(ARCHS), help="ResNet  [default: resnet18; resnet50 for --dataset folder]")
 @click.option("--stem", type=click.Choice(STEMS), help="the ResNet's first layer  [default: cifar; imagenet for "
               "--dataset folder]")
-@click.option("--width", type=click.IntRange(min=1), help="base width: 64 as in the paper, 16 is 16x cheaper  "
+@click.option("--width", type=click.IntRange(min=MIN_WIDTH), help="base width: 64 as in the paper, 16 is 16x cheaper  "
               "[default: 16 on synthetic-lt, else 64]")
 @click.option("--dataset", type=click.Choice(DATASETS), help="[default: synthetic-lt, built in, no download]")
 @data_dir_option
@@ -152,7 +143,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
               "--probe-list is given")
 @click.option("--probe-list", type=click.Path(path_type=Path), help="folder: the balanced pool of the linear "
               "probes, e.g. the full training set, for 100-shot probes  [default: val list, else train list]")
-@click.option("--image-size", type=click.IntRange(min=1), help="folder: the views' side in pixels  [default: 224]")
+@click.option("--image-size", type=click.IntRange(min=MIN_IMAGE_SIZE), help="folder: the views' side in pixels  "
+              "[default: 224]")
 @click.option("--crop-scale", type=float, help="RandomResizedCrop's smallest area share  [default: 0.1; 0.08 for "
               "--dataset folder]")
 @click.option("--blur/--no-blur", default=None, help="Gaussian blur after grayscale (p 0.5, sigma 0.1 to 2)  "
@@ -191,6 +183,10 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--compile/--no-compile", default=None, help="torch.compile the model")
 @click.option("--cuda-graphs", type=click.Choice(CUDA_GRAPHS), help="replay from CUDA graphs on the GPU: the "
               "augmentation of in-memory images, the training step, all or none  [default: none]")
+@click.option("--verify-images/--no-verify-images", default=None, help="folder: decode every image in full before "
+              "training (a JPEG cut off after its header passes the quick check)  [default: off]")
+@click.option("--on-bad-image", type=click.Choice(BAD_IMAGE_POLICIES), help="folder: a training image that does not "
+              "decode stops the run (its checkpoint kept), or is left out from then on (recorded)  [default: stop]")
 @click.option("--eval-every", type=click.IntRange(min=0), help="kNN accuracy every N epochs (always at the end)")
 @click.option("--snapshot-every", type=click.IntRange(min=0), help="keep epoch_NNNN.pt every N epochs  [default: 500]")
 @click.option("--stop-after", type=click.IntRange(min=1), help="end this invocation after epoch N (resume later)")
@@ -199,6 +195,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--resume", type=click.Path(path_type=Path), help="continue the run in this directory")
 def train(out: Path | None, resume: Path | None, **flags) -> None:
     """Train SimCLR / BCL-I / SDCLR / BCL-D. With no flags: BCL-I on the built-in synthetic-lt, minutes on a CPU."""
+    from bcl_dali.run_training import start_run
+
     overrides = {name: str(value) if isinstance(value, Path) else value
                  for name, value in flags.items() if value is not None}
     start_run(overrides, out, resume)
@@ -219,6 +217,11 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
 
     Several targets (e.g. the runs of splits 1-5) also get the papers' mean ± std over the runs. A run
     directory keeps its result as eval-epochE.json, which `report` shows."""
+    from bcl_dali.eval_report import across_runs_table, results_table
+    from bcl_dali.evaluate import across_runs, check_one_kind, check_shots, evaluate_checkpoint, load_trained
+    from bcl_dali.plots import per_class_figure, require_matplotlib
+    from bcl_dali.run_training import load_run_data
+
     check_output_path(json_path)
     check_output_path(plot, "--plot")
     if plot is not None and len(targets) > 1:
@@ -234,7 +237,7 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
     if data_dir is not None:
         for checkpoint in checkpoints:
             checkpoint.config = dataclasses.replace(checkpoint.config, data_dir=str(data_dir))
-    data = [load_run_data(checkpoint.config) for checkpoint in checkpoints]
+    data = [load_run_data(checkpoint.config, checkpoint.left_out) for checkpoint in checkpoints]
     for each in data:
         check_shots(each, shot_list)
     results = []
@@ -262,6 +265,8 @@ def report(runs: tuple[Path, ...], out: Path | None) -> None:
     """Draw a run's curves, BCL's weights against the classes and its evaluation; several runs side by side.
 
     Needs the plot extra (matplotlib). Evaluate runs first with `cli.py eval RUN` to get the group bars."""
+    from bcl_dali.run_report import write_report
+
     if out is None:
         if len(runs) > 1:
             raise UserError("several runs need --out, a folder for their joint report")
@@ -277,7 +282,8 @@ def report(runs: tuple[Path, ...], out: Path | None) -> None:
 @click.option("--images", "count", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="which images and draws: same seed and executor, same picture")
-@click.option("--dataset", type=click.Choice(DATASETS), default="synthetic-lt", show_default=True)
+@click.option("--dataset", type=click.Choice(IN_MEMORY), default="synthetic-lt", show_default=True,
+              help="an in-memory data set (for an image folder, see its augmentation at work in `report`)")
 @click.option("--data-seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="the built-in data set's images, as `train --data-seed`")
 @data_dir_option
@@ -285,11 +291,10 @@ def report(runs: tuple[Path, ...], out: Path | None) -> None:
 def show(executor: str, weights: str, method: str, count: int, seed: int, dataset: str, data_seed: int,
          data_dir: Path | None, out: Path) -> None:
     """Draw the same images under both views at each weight: what BCL does to head and tail samples."""
+    from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
+
     levels = _weights(weights)
     check_output_path(out, "--out")
-    if dataset == "folder":
-        raise UserError("show draws in-memory data sets (synthetic-lt, CIFAR, npz); for an image folder, see its "
-                        "augmentation at work with `train --dataset folder` and `report`")
     pool = load_pool(dataset, data_dir=data_dir, seed=data_seed)
     images = pool.images(np.sort(np.random.default_rng(seed).choice(len(pool.labels), count, replace=False)))
     rows = augmentation_rows(make_executor(executor, images, METHODS[method].rand_k), images, levels,
@@ -323,7 +328,7 @@ def bench() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="folder: the image folder's root (a train/CLASS/ "
               "tree, or the root of --train-list)")
 @click.option("--train-list", type=click.Path(path_type=Path), help="folder: the list of the images to read")
-@click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True, help="folder: view side")
+@click.option("--image-size", type=click.IntRange(min=MIN_IMAGE_SIZE), default=224, show_default=True, help="folder: view side")
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="timed batches")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
@@ -338,6 +343,8 @@ def bench_pipeline(executor: str, device: str, dataset: str, data_dir: Path | No
                    image_size: int, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
                    cuda_graph: bool, json_path: Path | None) -> None:
     """Augmentation alone: samples/s (two views each) at mixed BCL weights, warm-up excluded."""
+    from benchmarks.pipeline import compare_pipelines, measure_pipeline, profile_table, summary
+
     check_output_path(json_path)
     where = resolve_device(device)
     if dataset != "folder" and (data_dir or train_list):
@@ -353,13 +360,16 @@ def bench_pipeline(executor: str, device: str, dataset: str, data_dir: Path | No
             result = compare_pipelines(where, batch_size, iters, workers, rand_k, profile=profile, **on)
         else:
             result = measure_pipeline(executor, where, batch_size, iters, workers, rand_k, profile=profile, **on)
-    click.echo(pipeline_summary(result))
+    click.echo(summary(result))
     if profile and executor != "reference":
         click.echo(profile_table(result))
     write_json(result, json_path)
 
 
-def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list: Path | None) -> ImageFiles:
+def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list: Path | None):
+    from bcl_dali.data.folder import list_files
+    from benchmarks.pipeline import GENERATED_FILES, generated_folder
+
     if data_dir is None:
         if train_list is not None:
             raise UserError("--train-list needs --data-dir, the root its paths are relative to")
@@ -376,7 +386,7 @@ def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list
 @click.option("--method", type=click.Choice(list(METHODS)), default="bcl-i", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--width", type=click.IntRange(min=MIN_WIDTH), default=64, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="timed steps")
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
 @click.option("--recipe", type=click.Choice(list(RECIPES)), help="the recipe's model and view size (ResNet-50, "
@@ -387,10 +397,12 @@ def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list
 def bench_step(method: str, device: str, batch_size: int, width: int, iters: int, compile_model: bool, recipe: str | None,
                cuda_graphs: str, json_path: Path | None) -> None:
     """The training step alone on synthetic views already on the device."""
+    from benchmarks.step import measure_step, summary
+
     check_output_path(json_path)
     result = measure_step(method, resolve_device(device), batch_size, iters, width, compile_model, recipe=recipe,
                           cuda_graphs=cuda_graphs)
-    click.echo(step_summary(result))
+    click.echo(summary(result))
     write_json(result, json_path)
 
 
@@ -399,7 +411,7 @@ def bench_step(method: str, device: str, batch_size: int, width: int, iters: int
 @click.option("--device", default="auto", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=2), default=3, show_default=True, help="the first is excluded")
 @click.option("--batch-size", type=click.IntRange(min=2), default=512, show_default=True)
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--width", type=click.IntRange(min=MIN_WIDTH), default=64, show_default=True)
 @click.option("--compile/--no-compile", "compile_model", default=False, show_default=True)
 @click.option("--num-classes", type=click.IntRange(min=3), default=100, show_default=True,
               help="classes of synthetic-lt (100: CIFAR-100-LT's size)")
@@ -408,7 +420,7 @@ def bench_step(method: str, device: str, batch_size: int, width: int, iters: int
 @click.option("--dataset", type=click.Choice(("synthetic-lt", "folder")), default="synthetic-lt", show_default=True,
               help="folder: the ImageNet-LT recipe (ResNet-50) on JPEG files (generated unless --data-dir is given)")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="folder: a root holding train.txt and test.txt")
-@click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True, help="folder: view side")
+@click.option("--image-size", type=click.IntRange(min=MIN_IMAGE_SIZE), default=224, show_default=True, help="folder: view side")
 @click.option("--files", type=click.IntRange(min=16), default=2048, show_default=True,
               help="folder: JPEGs to generate without --data-dir")
 @click.option("--nproc", type=click.IntRange(min=1), help="run under torchrun at world sizes 1, 2, 4 ... N and "
@@ -421,6 +433,9 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
                 image_size: int, files: int, cuda_graphs: str, json_path: Path | None) -> None:
     """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size), or with the ImageNet-LT
     recipe on JPEG files: samples/s, two views each. Under torchrun every process trains and rank 0 reports."""
+    from benchmarks.pipeline import generated_folder
+    from benchmarks.train import compare, measure_scaling, measure_training, summary
+
     check_output_path(json_path)
     where = resolve_device(device)
     if cuda_graphs != "none" and (nproc is not None or against_reference):
@@ -445,7 +460,7 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
         result = measure_training(method, where, epochs, batch_size, width, compile_model, num_classes,
                                   cuda_graphs=cuda_graphs)
     if World.from_environment().is_main:
-        click.echo(train_summary(result))
+        click.echo(summary(result))
         write_json(result, json_path)
 
 
@@ -460,7 +475,7 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
 @num_classes_option
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
-@click.option("--width", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--width", type=click.IntRange(min=MIN_WIDTH), default=16, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=0), help="kNN every N epochs  [default: epochs / 10]")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--shots", default="full", show_default=True, help="probes to compare, as for eval")
@@ -469,6 +484,8 @@ def bench_fidelity(out: Path, pairs: str, dataset: str, data_dir: Path | None, s
                    num_classes: int | None, epochs: int, batch_size: int, width: int, eval_every: int | None,
                    seed: int, shots: str, device: str) -> None:
     """Train each baseline and its BCL method alike, evaluate both, and tabulate what BCL changes by group."""
+    from benchmarks.fidelity import PAIRS, run_fidelity
+
     pair_list = [p.strip() for p in pairs.split(",") if p.strip()]
     unknown = sorted(set(pair_list) - set(PAIRS))
     if unknown or not pair_list:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
-from bcl_dali.data import DATASETS
+from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE
 from bcl_dali.data.folder import FolderLists
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
@@ -64,10 +64,19 @@ RECIPES: dict[str, Recipe] = {"imagenet-lt": IMAGENET_LT, "places-lt": IMAGENET_
 """--recipe for --dataset folder (the default: imagenet-lt); the paper trains Places-LT as ImageNet-LT."""
 
 ARCHS = ("resnet18", "resnet50")
+MIN_WIDTH = 16
+"""The narrowest ResNet: PyTorch's CPU channels_last convolution backward (oneDNN, seen with torch
+2.14) corrupts memory for 1x1 stride-2 convolutions with fewer than 16 input channels."""
+MIN_IMAGE_SIZE = 16
+DEFAULT_CLASSES = 100
+"""synthetic-lt's classes (CIFAR-100-LT's count)."""
 FOLDER_LIST_FIELDS = ("train_list", "test_list", "val_list", "probe_list")
 MAX_SEED = 2 ** 32 - 1
 EXECUTORS = ("dali", "reference")
 PRECISIONS = ("auto", "bf16", "fp32")
+BAD_IMAGE_POLICIES = ("stop", "skip")
+"""What a training image that does not decode does to a run: stop it (the checkpoint kept, the file
+named), or leave the file out from then on (recorded in the run)."""
 CUDA_GRAPHS = ("none", "augment", "step", "all")
 """What replays from CUDA graphs on a GPU: the augmentation of in-memory images (pipelines.graphs), the
 training step (bcl_dali.step_graph), both, or neither. The same kernels run either way; the GPU check
@@ -76,14 +85,16 @@ training step (bcl_dali.step_graph), both, or neither. The same kernels run eith
 T = TypeVar("T")
 
 OPERATIONAL_FIELDS = frozenset({
-    "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "cuda_graphs", "stop_after", "epochs",
-    "data_dir", "download", "probe",
+    "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "cuda_graphs", "stop_after",
+    "verify_images",
+    "data_dir", "download", "probe", *FOLDER_LIST_FIELDS,
 })
-"""Fields a resumed run may change: they do not alter what the run computes up to now.
-(`epochs` may grow: the schedule follows the new total from the resume point on.)"""
-ADJUSTABLE_ON_RESUME = frozenset({"lr", "precision"})
+"""Fields a resumed run may change: they do not alter what the run computes up to now (the data may
+move: the checkpoint identifies the training files by their contents)."""
+ADJUSTABLE_ON_RESUME = frozenset({"lr", "precision", "epochs", "on_bad_image"})
 """Fields a resumed run may change although they change what it computes from then on: the remedies
-for a diverged loss. The run records each change in its metrics."""
+for a diverged loss, and more (or fewer) epochs, whose cosine schedule then runs to the new end from
+where the run stands. The run records each change in its metrics, and the learning rate it implies."""
 
 
 @dataclass(frozen=True)
@@ -104,9 +115,9 @@ class TrainConfig:
     blur: bool | None = None
     download: bool = False
     split: str | None = None
-    imbalance: float = 100.0
-    split_seed: int = 0
-    num_classes: int = 100
+    imbalance: float | None = None
+    split_seed: int | None = None
+    num_classes: int | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -128,6 +139,8 @@ class TrainConfig:
     precision: str = "auto"
     compile: bool = False
     cuda_graphs: str = "none"
+    verify_images: bool = False
+    on_bad_image: str | None = None
     eval_every: int = 0
     snapshot_every: int = 500
     stop_after: int | None = None
@@ -151,9 +164,12 @@ class TrainConfig:
                                                                    for name in FOLDER_LIST_FIELDS)):
                 if value is not None:
                     raise UserError(f"--{flag} applies to --dataset folder only; drop it for --dataset {self.dataset}")
+        self._check_data_flags()
         _choice("executor", self.executor, EXECUTORS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("cuda-graphs", self.cuda_graphs, CUDA_GRAPHS)
+        if self.on_bad_image is not None:
+            _choice("on-bad-image", self.on_bad_image, BAD_IMAGE_POLICIES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr-scale", self.lr_scale, LR_SCALES)
         method = METHODS[self.method]
@@ -176,6 +192,10 @@ class TrainConfig:
             weight_decay=_default(self.weight_decay, method.weight_decay),
             rand_k=_default(self.rand_k, method.rand_k),
             split=None if self.split is None else str(Path(self.split).resolve()),
+            imbalance=_default(self.imbalance, DEFAULT_IMBALANCE) if self.draws_split else self.imbalance,
+            split_seed=_default(self.split_seed, 0) if self.draws_split else None,
+            num_classes=_default(self.num_classes, DEFAULT_CLASSES) if self.dataset == "synthetic-lt" else None,
+            on_bad_image=_default(self.on_bad_image, "stop") if self.dataset == "folder" else None,
             data_dir=None if self.data_dir is None else str(Path(self.data_dir).resolve()),
             **{name: None if getattr(self, name) is None else str(Path(getattr(self, name)).resolve())
                for name in FOLDER_LIST_FIELDS},
@@ -185,7 +205,7 @@ class TrainConfig:
 
     def _validate(self) -> None:
         checks = [
-            (self.width >= 1, "--width must be a positive integer"),
+            (self.width >= MIN_WIDTH, f"--width must be at least {MIN_WIDTH}"),
             (self.epochs >= 0, "--epochs must be >= 0"),
             (self.batch_size >= 2, "--batch-size must be at least 2 (contrastive pairs need negatives)"),
             (self.lr > 0, "--lr must be positive"),
@@ -196,8 +216,9 @@ class TrainConfig:
             (0.0 < self.rand_strength <= 30.0, "--rand-strength must lie in (0, 30]"),
             (0.0 <= self.prune_ratio < 1.0, "--prune-ratio must lie in [0, 1)"),
             (self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
-            (self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
-            (self.num_classes >= 3, "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
+            (self.imbalance is None or self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
+            (self.num_classes is None or self.num_classes >= 3,
+             "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
             (self.workers is None or self.workers >= 0, "--workers must be >= 0"),
             (self.epochs == 0 or self.warmup_epochs < self.epochs,
              f"--warmup-epochs {self.warmup_epochs} leaves no epoch of --epochs {self.epochs} for the cosine decay: "
@@ -208,7 +229,8 @@ class TrainConfig:
             (self.dataset != "npz" or self.data_dir is not None, "--dataset npz needs --data-dir FILE.npz"),
             (self.dataset != "folder" or self.data_dir is not None,
              "--dataset folder needs --data-dir ROOT (with --train-list and --test-list, or a train/CLASS/ tree)"),
-            (self.image_size is None or self.image_size >= 16, "--image-size must be at least 16 pixels"),
+            (self.image_size is None or self.image_size >= MIN_IMAGE_SIZE,
+             f"--image-size must be at least {MIN_IMAGE_SIZE} pixels"),
             (not (self.graphs_step and self.optimizer != "sgd"),
              f"--cuda-graphs {self.cuda_graphs} graphs the SGD step; --optimizer {self.optimizer} keeps its rate on the "
              "host: use --cuda-graphs augment or none"),
@@ -222,7 +244,7 @@ class TrainConfig:
              f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
              "(the magnitude floor)"),
         ]
-        checks += [(0 <= value <= MAX_SEED, f"--{flag} must be an integer in [0, {MAX_SEED}], got {value}")
+        checks += [(value is None or 0 <= value <= MAX_SEED, f"--{flag} must be an integer in [0, {MAX_SEED}], got {value}")
                    for flag, value in (("seed", self.seed), ("data-seed", self.data_seed),
                                        ("split-seed", self.split_seed))]
         for ok, message in checks:
@@ -231,6 +253,35 @@ class TrainConfig:
         problem = METHODS[self.method].check(self)
         if problem:
             raise UserError(problem)
+
+    @property
+    def draws_split(self) -> bool:
+        """The training set is drawn from the source's pool with --imbalance and --split-seed (no
+        --split file, and a source that does not bring its own training set)."""
+        return self.split is None and self.dataset != "folder"
+
+    def _check_data_flags(self) -> None:
+        """Refuse flags that the chosen data would ignore (they would be recorded as if they had acted)."""
+        tree = self.dataset == "folder" and self.train_list is None
+        ignored = [
+            ("num-classes", self.num_classes, self.dataset != "synthetic-lt",
+             f"{self.dataset} has the classes its files hold"),
+            ("imbalance", self.imbalance, self.split is not None, "the --split file fixes the training set"),
+            ("imbalance", self.imbalance, self.dataset == "folder" and not tree,
+             "--train-list is the training set as it is"),
+            ("split-seed", self.split_seed, self.split is not None, "the --split file fixes the training set"),
+            ("split-seed", self.split_seed, self.dataset == "folder",
+             "a folder's training set is its list, or its tree's first files by name"),
+            ("probe-list", self.probe_list, tree, "a class-folder tree is its own probe pool"),
+            ("verify-images", self.verify_images or None, self.dataset != "folder",
+             f"{self.dataset}'s images are arrays, decoded when loaded"),
+            ("on-bad-image", self.on_bad_image, self.dataset != "folder",
+             f"{self.dataset}'s images are arrays, decoded when loaded"),
+            ("val-list", self.val_list, tree, "a class-folder tree is its own probe pool"),
+        ]
+        for flag, value, ignores, why in ignored:
+            if value is not None and ignores:
+                raise UserError(f"--{flag} does not apply here ({why}); drop it")
 
     @property
     def folder_lists(self) -> FolderLists:
@@ -272,9 +323,16 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """A stored config; one from before the data seed existed drew its images with its `seed`, one
-        from before image folders is a CIFAR-stem run cropping from 10%."""
+        from before image folders is a CIFAR-stem run cropping from 10%, and one from before data flags
+        were checked recorded --imbalance, --split-seed and --num-classes where they did not act."""
         data = {"data_seed": data.get("seed", cls.seed), "stem": "cifar", "crop_scale": CIFAR_CROP_SCALE, "blur": False,
                 **data}
+        if data.get("dataset") != "synthetic-lt":
+            data["num_classes"] = None
+        if data.get("split") is not None or data.get("dataset") == "folder":
+            data["split_seed"] = None
+        if data.get("split") is not None or data.get("train_list") is not None:
+            data["imbalance"] = None
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -9,5 +9,13 @@ class UserError(Exception):
 
 
 class Interrupted(Exception):
-    """Training stopped by the user (Ctrl-C); the message says what was kept and how to continue.
-    The command line exits with 130, as a shell does for SIGINT."""
+    """Training stopped by a signal (Ctrl-C, or SIGTERM from a job scheduler); the message says what was
+    kept and how to continue. The command line exits as a shell does for that signal: 128 + its number."""
+
+    def __init__(self, message: str, status: int = 130) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same orderly stop as Ctrl-C (the last finished epoch saved)."""

@@ -12,8 +12,8 @@ def results_table(result: dict) -> str:
     lines = [head, f"{'shot':<10}{'top-1':>16}{'top-5':>8}{'Many':>8}{'Medium':>8}{'Few':>8}{'group std':>11}"]
     for shot, row in result["shots"].items():
         top1 = f"{row['top1']:.2f}" + (f" ± {row['top1_std_over_subsets']:.2f}" if row["subsets"] > 1 else "")
-        lines.append(f"{shot_name(shot):<10}{top1:>16}{row['top5']:>8.2f}{row['many']:>8.2f}{row['medium']:>8.2f}"
-                     f"{row['few']:>8.2f}{row['group_std']:>11.2f}")
+        lines.append(f"{shot_name(shot):<10}{top1:>16}{row['top5']:>8.2f}{_cell(row['many'], 8)}"
+                     f"{_cell(row['medium'], 8)}{_cell(row['few'], 8)}{_cell(row['group_std'], 11)}")
     lines.append(f"kNN top-1 (k = {result['settings']['knn']['k']}, probe pool as bank): {result['knn_top1']:.2f}")
     sizes = {name: len(ids) for name, ids in result["groups"].items()}
     rule = (f"Many > {MANY_ABOVE}, Medium {FEW_BELOW}-{MANY_ABOVE}, Few < {FEW_BELOW} training images"
@@ -31,11 +31,21 @@ def across_runs_table(summary: dict, runs: int) -> str:
     for shot, row in summary.items():
         if shot == "knn":
             continue
-        lines.append(f"{shot_name(shot):<10}" + "".join(
-            f"{row[key]['mean']:>9.2f} ± {row[key]['std']:<4.2f}" for key in ACROSS_RUNS))
+        lines.append(f"{shot_name(shot):<10}" + "".join(_mean_std_cell(row[key]) for key in ACROSS_RUNS))
     knn = summary["knn"]["top1"]
     lines.append(f"kNN top-1: {knn['mean']:.2f} ± {knn['std']:.2f}; std is the population std over the runs")
     return "\n".join(lines)
+
+
+def _cell(value: float | None, width: int) -> str:
+    """A number of the table; n/a where a group has no classes."""
+    return f"{'n/a' if value is None else format(value, '.2f'):>{width}}"
+
+
+def _mean_std_cell(numbers: dict) -> str:
+    if numbers["mean"] is None:
+        return f"{'n/a':>16}"
+    return f"{numbers['mean']:>9.2f} ± {numbers['std']:<4.2f}"
 
 
 def _column(key: str) -> str:

@@ -8,6 +8,7 @@ and the papers' std over models pretrained on five splits (`across_runs`).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -48,6 +49,8 @@ class Checkpoint:
     path: Path
     run: Path | None
     """The run directory it was loaded from; None for a checkpoint file given by itself."""
+    left_out: list[str]
+    """Files its run left out (they do not decode), from the run directory it sits in."""
 
 
 def evaluation_path(run: Path, epoch: int) -> Path:
@@ -58,7 +61,11 @@ def load_trained(target: Path, device: torch.device) -> Checkpoint:
     """A run directory (its last.pt) or a checkpoint file written by `train`, as a model in eval mode."""
     path = target / LAST if target.is_dir() else target
     if target.is_dir():
-        RunDir.open(target)
+        run = RunDir.open(target)
+        if run.is_training():
+            raise UserError(f"{target} is still training: its {LAST} holds an earlier epoch than the run will end "
+                            f"with; evaluate the run when it ends, or name a checkpoint ({target / LAST} or a snapshot "
+                            "epoch_NNNN.pt) to evaluate the epoch it holds")
     state = load_checkpoint(path, device)
     if not isinstance(state, dict) or not {"config", "model", "epoch"} <= state.keys():
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
@@ -72,7 +79,8 @@ def load_trained(target: Path, device: torch.device) -> Checkpoint:
         raise UserError(f"the weights in {path} do not fit a {config.method} {config.arch} of width {config.width} "
                         "as its config says; the file was altered or mixes two runs") from None
     model.to(device, memory_format=torch.channels_last).eval()
-    return Checkpoint(config, model, int(state["epoch"]), path, target if target.is_dir() else None)
+    left_out = [entry["path"] for entry in RunDir(path.parent).left_out()]
+    return Checkpoint(config, model, int(state["epoch"]), path, target if target.is_dir() else None, left_out)
 
 
 def shot_subsets(data: LongTailedData, shot: str) -> list[np.ndarray]:
@@ -119,7 +127,8 @@ def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, shots
         results["shots"][shot] = {
             "top1": float(np.mean(top1)), "top1_std_over_subsets": float(np.std(top1)), "subsets": len(per_subset),
             "top5": float(np.mean(top5)),
-            "many": grouped.many, "medium": grouped.medium, "few": grouped.few, "group_std": grouped.std,
+            "many": _number(grouped.many), "medium": _number(grouped.medium), "few": _number(grouped.few),
+            "group_std": _number(grouped.std),
             "per_class": [None if np.isnan(a) else float(a) for a in per_class],
         }
     return results
@@ -164,8 +173,20 @@ def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: to
               "dataset": checkpoint.config.dataset, "split": checkpoint.config.split, "device": str(device),
               "settings": settings(), **results}
     if checkpoint.run is not None:
-        write_json(result, evaluation_path(checkpoint.run, checkpoint.epoch))
+        kept = evaluation_path(checkpoint.run, checkpoint.epoch)
+        write_json(_with_earlier_shots(result, kept), kept)
     return result
+
+
+def _with_earlier_shots(result: dict, path: Path) -> dict:
+    """`result` with the shot settings an earlier evaluation of the same checkpoint has and it has not
+    (eval --shots 10 after eval --shots full keeps both)."""
+    if not path.exists():
+        return result
+    earlier = json.loads(path.read_text())
+    if earlier.get("checkpoint") != result["checkpoint"] or earlier.get("epoch") != result["epoch"]:
+        return result
+    return result | {"shots": earlier.get("shots", {}) | result["shots"]}
 
 
 def check_one_kind(checkpoints: list[Checkpoint]) -> None:
@@ -186,5 +207,14 @@ def across_runs(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     return summary
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+def _mean_std(values: list[float | None]) -> dict[str, float | None]:
+    """Over the runs that have the number (a group can be empty in every run: then None)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"mean": None, "std": None}
+    return {"mean": float(np.mean(present)), "std": float(np.std(present))}
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN: an empty group's accuracy is null."""
+    return None if np.isnan(value) else float(value)

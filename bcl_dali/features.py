@@ -5,11 +5,10 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torchvision.transforms as T
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.files import BadImages, ImageFiles
 from bcl_dali.device import cpu_count
 from pipelines.normalize import normalize_uint8
 
@@ -32,9 +31,11 @@ def extract_features(model: nn.Module, images: np.ndarray | torch.Tensor | Image
     was_training = model.training
     model.eval()
     chunks = []
-    for batch in _batches(images, batch_size, size):
-        chunks.append(model.features(normalize_uint8(batch.to(device, non_blocking=True))).float())
-    model.train(was_training)
+    try:
+        for batch in _batches(images, batch_size, size):
+            chunks.append(model.features(normalize_uint8(batch.to(device, non_blocking=True))).float())
+    finally:
+        model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, device=device)
 
 
@@ -44,17 +45,38 @@ def _batches(images: np.ndarray | torch.Tensor | ImageFiles, batch_size: int, si
         return (images[start:start + batch_size] for start in range(0, len(images), batch_size))
     if size is None:
         raise ValueError("features of an image folder need the view size")
-    return iter(DataLoader(_CentreCrops(images, size), batch_size=batch_size, num_workers=cpu_count(),
-                           pin_memory=torch.cuda.is_available()))
+    loader = DataLoader(_CentreCrops(images, size), batch_size=batch_size, num_workers=cpu_count(),
+                        pin_memory=torch.cuda.is_available(), collate_fn=_crops_or_problems)
+    return (_checked(images, batch) for batch in loader)
 
 
 class _CentreCrops(Dataset):
     def __init__(self, files: ImageFiles, size: int) -> None:
+        import torchvision.transforms as T  # seconds to import: only when a folder is evaluated
+
         self.files = files
+        self.size = size
         self.transform = T.Compose([T.Resize(round(size * RESIZE_RATIO)), T.CenterCrop(size)])
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(np.array(self.transform(self.files.open(index))))
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, tuple[int, str] | None]:
+        """The crop, or a blank one and why the file did not decode (a worker's exception would reach
+        the user as a traceback of the worker)."""
+        try:
+            return torch.from_numpy(np.array(self.transform(self.files.open(index)))), None
+        except BadImages as error:
+            return torch.zeros(self.size, self.size, 3, dtype=torch.uint8), (index, error.reasons[0])
+
+
+def _crops_or_problems(items: list) -> tuple[torch.Tensor, list[tuple[int, str]]]:
+    return torch.stack([crop for crop, _ in items]), [problem for _, problem in items if problem is not None]
+
+
+def _checked(files: ImageFiles, batch: tuple[torch.Tensor, list[tuple[int, str]]]) -> torch.Tensor:
+    crops, problems = batch
+    if problems:
+        raise BadImages([f"{files.describe(i)} (an evaluation image)" for i, _ in problems],
+                        [reason for _, reason in problems], np.array([i for i, _ in problems]))
+    return crops

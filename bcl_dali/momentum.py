@@ -28,6 +28,15 @@ class MomentumLoss:
         self.ema = torch.zeros(num_samples, dtype=torch.float32, device=device)
         self.epochs_done = 0
         self.world = world
+        self.kept: torch.Tensor | None = None
+        """(N,) bool: the samples a run trains on, where it leaves some out (their files do not
+        decode); None: all of them."""
+
+    def leave_out(self, positions: torch.Tensor | list[int]) -> None:
+        """Samples no epoch plans again: their stale averages no longer count in the weights' scale."""
+        if self.kept is None:
+            self.kept = torch.ones_like(self.ema, dtype=torch.bool)
+        self.kept[torch.as_tensor(positions, dtype=torch.long, device=self.ema.device)] = False
 
     def update(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Fold this step's per-sample losses into the average (indices unique within a step, and
@@ -59,8 +68,12 @@ class MomentumLoss:
         """
         if self.epochs_done == 0:
             return torch.zeros_like(self.ema)
-        centred = self.ema - self.ema.mean()
-        spread = centred.abs().max()
+        if self.kept is None:
+            centred = self.ema - self.ema.mean()
+            spread = centred.abs().max()
+        else:  # masked sums, not ema[kept]: a boolean index would read the count back to the host
+            centred = self.ema - (self.ema * self.kept).sum() / self.kept.sum()
+            spread = torch.where(self.kept, centred.abs(), torch.zeros_like(centred)).max()
         return torch.where(spread > 0, centred / spread.clamp_min(torch.finfo(torch.float32).tiny) / 2 + 0.5,
                            torch.full_like(centred, 0.5))
 

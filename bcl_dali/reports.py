@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 from bcl_dali.atomic import write_text_atomic
 from bcl_dali.errors import UserError
@@ -32,8 +34,19 @@ def make_folder(out: Path, what: str = "the folder") -> None:
 
 
 def write_json(result: dict, path: Path | None) -> None:
-    """Write `result` atomically; nothing when `path` is None."""
+    """Write `result` atomically as strict JSON (a NaN is null); nothing when `path` is None."""
     if path is None:
         return
     check_output_path(path)
-    write_text_atomic(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(without_nan(result), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def without_nan(value: Any) -> Any:
+    """`value` with every float NaN replaced by None: JSON has no NaN, and strict parsers refuse it."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nan(item) for item in value]
+    return value

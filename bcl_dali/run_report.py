@@ -94,8 +94,10 @@ def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated
               "Mean BCL weight of the samples of each class group (by training-class size), and Spearman's "
               "rho of class size against class mean weight. Labels are used for this diagnosis only.", "",
               "| run | epoch | Many | Medium | Few | rho |", "|---|---|---|---|---|---|"]
-    for run in runs:
-        last = next((r for r in reversed(run.records) if r.get("weight_by_group")), None)
+    weighted = [(run, next((r for r in reversed(run.records) if r.get("weight_by_group")), None)) for run in runs]
+    if not any(last for _, last in weighted):
+        lines[-2:] = ["No weights to show yet: they exist from the second epoch on, made from the first's losses."]
+    for run, last in weighted:
         if last is not None:
             group = last["weight_by_group"]
             lines.append(f"| {run.name} | {last['epoch']} | " + " | ".join(
@@ -104,6 +106,10 @@ def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated
     if evaluated:
         lines += ["", "## Evaluation", "", "Top-1 (%) of the linear probes, by class group; kNN on the test set.",
                   "", "| probe | " + " | ".join(evaluated) + " |", "|---|" + "---|" * len(evaluated)]
+        trained = {r.name: max((x["epoch"] for x in r.records if "loss" in x), default=0) for r in runs}
+        lines.append("| evaluated at epoch | " + " | ".join(
+            f"{e['epoch']}" + ("" if e["epoch"] == trained[name] else f" (of {trained[name]} trained)")
+            for name, e in evaluated.items()) + " |")
         shots = sorted({s for e in evaluated.values() for s in e["shots"]}, key=lambda s: (s != FULL, -int(s) if
                                                                                           s.isdigit() else 0))
         for s in shots:

@@ -6,28 +6,34 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import signal
+import threading
 import dataclasses
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
+import numpy as np
 import torch
 
 from bcl_dali.atomic import atomic_path
 from bcl_dali.checkpoint import load_checkpoint, save_checkpoint
-from bcl_dali.config import TrainConfig
+from bcl_dali.config import DEFAULT_CLASSES, TrainConfig
 from bcl_dali.data import LongTailedData, load_data
-from bcl_dali.errors import Interrupted, UserError
+from bcl_dali.data.files import BadImages
+from bcl_dali.errors import Interrupted, Terminated, UserError
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.evaluate import FULL, evaluate, knn_top1, shot_name
 from bcl_dali.executors import build_executor
 from bcl_dali.features import extract_features
 from bcl_dali.rundir import RunDir
+from bcl_dali.schedule import lr_at
 from bcl_dali.trainer import EpochRecord, Trainer, check_batch_split
+from pipelines.undecodable import UndecodableFiles
 
 CHECKPOINT_INTERVAL_S = 60.0
 """last.pt is rewritten at most this often (and always at the end): a 2000-epoch GPU run finishes
@@ -46,9 +52,13 @@ def resumed_config(stored: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
     return config
 
 
-def load_run_data(config: TrainConfig) -> LongTailedData:
+def load_run_data(config: TrainConfig, left_out: list[str] = (), verify: bool = False) -> LongTailedData:
+    """The run's data; `left_out`: files the run leaves out (RunDir.left_out), `verify`: decode every
+    file of an image folder (--verify-images)."""
     return load_data(config.dataset, data_dir=config.data_dir, split=config.split, imbalance=config.imbalance,
-                     split_seed=config.split_seed, download=config.download, num_classes=config.num_classes,
+                     split_seed=config.split_seed or 0, download=config.download,
+                     num_classes=config.num_classes or DEFAULT_CLASSES, verify=verify, left_out=frozenset(left_out),
+                     skip_undecodable=config.on_bad_image == "skip",
                      seed=config.data_seed, lists=config.folder_lists)
 
 
@@ -104,7 +114,9 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     check_batch_split(config.batch_size, world)
     device = world.device(resolve_device(config.device))
     world.start(device)
-    data = load_run_data(config)
+    left_out = [entry["path"] for entry in run.left_out()] if resume is not None else []
+    data = load_run_data(config, left_out, verify=config.verify_images)
+    found = _undecodable_at_start(data, config)
     trainer = Trainer(config, data, device, build_executor(config, data, device, world), world)
     if resume is not None and run.has_checkpoint:
         state = load_checkpoint(run.last_path, device)
@@ -125,12 +137,69 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
                 run.save_config(config)
                 changes = config.adjustments_from(stored)
                 if changes:
-                    run.append_metrics({"epoch": trainer.epoch, "resumed_with": changes})
+                    record = {"epoch": trainer.epoch, "resumed_with": changes}
+                    if "epochs" in changes:
+                        record["schedule"] = _new_schedule(trainer, stored)
+                        echo(f"--epochs {stored.epochs} -> {config.epochs}: the cosine schedule now ends at epoch "
+                             f"{config.epochs}; the learning rate goes on at {record['schedule']['lr_now']:.4g} "
+                             f"(the old schedule's: {record['schedule']['lr_before']:.4g})")
+                    run.append_metrics(record)
             run.save_class_counts(data.train_class_counts.tolist(), data.grouping)
+        if found:
+            _leave_out(trainer, run, found, echo)
+        if world.is_main:
             if not run.has_checkpoint:
                 save_checkpoint(trainer.state_dict(), run.last_path)  # a run is resumable from its first moment
             _restore_missed_snapshot(trainer, run)
         return run_training(trainer, run, echo)
+
+
+def _new_schedule(trainer: Trainer, stored: TrainConfig) -> dict[str, float]:
+    """The learning rate at the resume point under the new number of epochs and under the old one."""
+    steps, warmup = trainer.steps_per_epoch, trainer.config.warmup_epochs * trainer.steps_per_epoch
+    return {"lr_now": trainer.lr(trainer.step),
+            "lr_before": lr_at(trainer.step, trainer.base_lr, stored.epochs * steps, warmup),
+            "ends_at_epoch": trainer.config.epochs}
+
+
+def _undecodable_at_start(data: LongTailedData, config: TrainConfig) -> BadImages | None:
+    """Training files --verify-images found that do not decode: refused under --on-bad-image stop,
+    returned to be left out under skip."""
+    if not data.undecodable:
+        return None
+    positions = np.array(sorted(data.undecodable))
+    bad = BadImages.of(data.train.images, positions, [data.undecodable[i] for i in positions])
+    if config.on_bad_image != "skip":
+        raise UserError(f"{bad}; restore a good copy, remove it from the data, or leave it out with "
+                        "--on-bad-image skip") from None
+    return bad
+
+
+def _leave_out(trainer: Trainer, run: RunDir, bad: BadImages, echo: Callable[[str], None]) -> None:
+    """Record the files in the run and leave them out of every epoch from now on."""
+    files = trainer.data.train.images
+    entries = [{"path": str(files.paths[i]), "named_in": None if files.origins is None else str(files.origins[i]),
+                "why": why, "found_in_epoch": trainer.epoch + 1} for i, why in zip(bad.indices, bad.reasons)]
+    if trainer.world.is_main:
+        run.add_left_out(entries)
+        run.append_metrics({"epoch": trainer.epoch, "left_out": [entry["path"] for entry in entries]})
+    trainer.leave_out(bad.indices)
+    for entry in entries:
+        echo(f"left out {entry['path']} ({entry['named_in']}): it does not decode ({entry['why']}); recorded in "
+             f"{run.left_out_path}")
+
+
+def _go_back_without(trainer: Trainer, run: RunDir, bad: BadImages, echo: Callable[[str], None]) -> None:
+    """After a decode failure under --on-bad-image skip: the last finished epoch's state (last.pt, just
+    written), the files left out, the data and a new DALI pipeline (DALI's is unusable after a failure)."""
+    again = [i for i in bad.indices if trainer.left_out[i]]
+    if again:
+        raise RuntimeError(f"{trainer.data.train.images.describe(again[0])} was left out but read again")
+    trainer.load_state_dict(load_checkpoint(run.last_path, trainer.device))
+    _leave_out(trainer, run, bad, echo)
+    trainer.data = load_run_data(trainer.config, [entry["path"] for entry in run.left_out()])
+    trainer.executor = build_executor(trainer.config, trainer.data, trainer.device, trainer.world)
+    echo(f"epoch {trainer.epoch + 1} starts again")
 
 
 RECORD = "record"
@@ -157,6 +226,27 @@ def _quiet(line: str) -> None:
     """The output of every rank but 0."""
 
 
+INTERRUPTED_STATUS = 128 + signal.SIGINT
+TERMINATED_STATUS = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's time limit, `kill`) stops training as Ctrl-C does; the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = click.echo) -> dict:
     """Train until the config's last epoch (or --stop-after), checkpointing into `run` (rank 0).
 
@@ -170,35 +260,50 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
          f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
     last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
-    try:
-        while trainer.epoch < final_epoch:
-            record = _train_one_epoch(trainer, config).as_dict()
-            if not world.is_main:
-                continue
-            snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
-            state = trainer.state_dict() | {RECORD: record}
-            if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
-                save_checkpoint(state, run.last_path)
-                last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
-                if snapshot:
-                    with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
-                        shutil.copyfile(run.last_path, temp)
-            else:
-                unsaved = copy.deepcopy(state)
-            if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
+    with _terminate_as_interrupt():
+        try:
+            while trainer.epoch < final_epoch:
                 try:
-                    record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
-                except BaseException:
-                    run.append_metrics(record)
-                    raise
-            run.append_metrics(record)
-            echo(_epoch_line(record, config.epochs))
-    except KeyboardInterrupt:
-        if world.is_main and unsaved is not None:
-            save_checkpoint(unsaved, run.last_path)
-            saved_epoch = unsaved["epoch"]
-        raise Interrupted(f"interrupted in epoch {trainer.epoch + 1}; {run.last_path} holds epoch {saved_epoch}; "
-                          f"continue with: cli.py train --resume {run.path}") from None
+                    record = _train_one_epoch(trainer, config).as_dict()
+                except UndecodableFiles as error:
+                    bad = BadImages.of(trainer.data.train.images, error.indices, error.reasons)
+                    if world.is_main and unsaved is not None:
+                        save_checkpoint(unsaved, run.last_path)
+                        saved_epoch, unsaved = unsaved["epoch"], None
+                    if config.on_bad_image != "skip" or world.size > 1:
+                        raise UserError(f"{bad}; the run is kept at epoch {saved_epoch} ({run.last_path}): restore a good "
+                                        f"copy and go on with `cli.py train --resume {run.path}`, or leave the file out: "
+                                        f"`cli.py train --resume {run.path} --on-bad-image skip`") from None
+                    _go_back_without(trainer, run, bad, echo)
+                    continue
+                if not world.is_main:
+                    continue
+                snapshot = config.snapshot_every and trainer.epoch % config.snapshot_every == 0
+                state = trainer.state_dict() | {RECORD: record}
+                if snapshot or trainer.epoch == final_epoch or time.monotonic() - last_save >= CHECKPOINT_INTERVAL_S:
+                    save_checkpoint(state, run.last_path)
+                    last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
+                    if snapshot:
+                        with atomic_path(run.snapshot_path(trainer.epoch)) as temp:
+                            shutil.copyfile(run.last_path, temp)
+                else:
+                    unsaved = copy.deepcopy(state)
+                if trainer.epoch == final_epoch or (config.eval_every and trainer.epoch % config.eval_every == 0):
+                    try:
+                        record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
+                    except BaseException:
+                        run.append_metrics(record)
+                        raise
+                run.append_metrics(record)
+                echo(_epoch_line(record, config.epochs))
+        except KeyboardInterrupt as signalled:
+            if world.is_main and unsaved is not None:
+                save_checkpoint(unsaved, run.last_path)
+                saved_epoch = unsaved["epoch"]
+            terminated = isinstance(signalled, Terminated)
+            raise Interrupted(f"{'terminated' if terminated else 'interrupted'} in epoch {trainer.epoch + 1}; "
+                              f"{run.last_path} holds epoch {saved_epoch}; continue with: cli.py train --resume {run.path}",
+                              status=TERMINATED_STATUS if terminated else INTERRUPTED_STATUS) from None
 
     if not world.is_main:
         return {"run": str(run.path), "method": config.method, "epochs": trainer.epoch, "rank": world.rank}
@@ -207,16 +312,29 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
     return summary
 
 
+PROGRESS_SECONDS = 30.0
+"""Outside a terminal (a job's log) the progress bar cannot redraw: a line this often instead."""
+
+
 def _train_one_epoch(trainer: Trainer, config: TrainConfig) -> EpochRecord:
     if not trainer.world.is_main:
         return trainer.train_epoch()
-    start = time.perf_counter()
-    with click.progressbar(length=trainer.steps_per_epoch, label=f"epoch {trainer.epoch + 1}/{config.epochs}",
-                           item_show_func=lambda text: text, file=sys.stderr) as bar:
+    start = last_line = time.perf_counter()
+    label = f"epoch {trainer.epoch + 1}/{config.epochs}"
+    with click.progressbar(length=trainer.steps_per_epoch, label=label, item_show_func=lambda text: text,
+                           file=sys.stderr) as bar:
         def on_step(mean_loss) -> None:
+            nonlocal last_line
             loss = mean_loss.peek()
-            rate = mean_loss.count * trainer.world.size / max(time.perf_counter() - start, 1e-9)
-            bar.update(1, ("" if loss is None else f"loss {loss:.4f}  ") + f"{rate:,.0f} samples/s")
+            now = time.perf_counter()
+            rate = mean_loss.count * trainer.world.size / max(now - start, 1e-9)
+            state = ("" if loss is None else f"loss {loss:.4f}  ") + f"{rate:,.0f} samples/s"
+            bar.update(1, state)
+            if sys.stderr.isatty():
+                return
+            if now - last_line >= PROGRESS_SECONDS:
+                click.echo(f"{label}: step {bar.pos} of {bar.length}, {state}", err=True)
+                last_line = now
         return trainer.train_epoch(on_step)
 
 

@@ -22,6 +22,8 @@ METRICS = "metrics.jsonl"
 LAST = "last.pt"
 CLASSES = "classes.json"
 """The training split's class sizes, for reports that must not need the data set itself."""
+LEFT_OUT = "left_out.json"
+"""Training files a run leaves out because they do not decode (--on-bad-image skip), and why."""
 
 
 class RunDir:
@@ -94,6 +96,17 @@ class RunDir:
         finally:
             os.close(descriptor)
 
+    def is_training(self) -> bool:
+        """Whether a process holds the run's lock (it is training now)."""
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)
+        return False
+
     def save_class_counts(self, counts: list[int], grouping: str = "thirds") -> None:
         """Written once per run (a resume of an older run adds it); the data of a run never changes.
         `grouping` is how its classes form Many / Medium / Few (split.groups)."""
@@ -107,6 +120,17 @@ class RunDir:
             return None, "thirds"
         classes = json.loads(self.classes_path.read_text())
         return classes["train_class_counts"], classes.get("grouping", "thirds")
+
+    @property
+    def left_out_path(self) -> Path:
+        return self.path / LEFT_OUT
+
+    def left_out(self) -> list[dict[str, Any]]:
+        """The files the run leaves out: path, where it was named, why, and the epoch it was found in."""
+        return json.loads(self.left_out_path.read_text()) if self.left_out_path.exists() else []
+
+    def add_left_out(self, entries: list[dict[str, Any]]) -> None:
+        write_text_atomic(self.left_out_path, json.dumps(self.left_out() + entries, indent=2) + "\n")
 
     def load_config(self) -> TrainConfig:
         return TrainConfig.load(self.config_path)

@@ -19,7 +19,7 @@ import torch
 from bcl_dali.checkpoint import restore_rng_state, rng_state
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
-from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.files import FileRecords, ImageFiles
 from bcl_dali.device import autocast, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
@@ -34,9 +34,6 @@ from bcl_dali.step_graph import GraphedStep
 from bcl_dali.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
 
-MIN_CPU_WIDTH = 16
-"""PyTorch's CPU channels_last convolution backward (oneDNN, seen with torch 2.14) corrupts memory
-for 1x1 stride-2 convolutions with fewer than 16 input channels at some batch sizes."""
 
 
 class Executor(Protocol):
@@ -67,9 +64,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: LongTailedData, device: torch.device, executor: Executor,
                  world: World = World()) -> None:
-        if device.type == "cpu" and config.width < MIN_CPU_WIDTH:
-            raise UserError(f"--width {config.width} is too narrow for PyTorch's CPU channels_last convolutions "
-                            f"(they crash below {MIN_CPU_WIDTH} channels); use --width {MIN_CPU_WIDTH} or more")
         _check_batches(len(data.train.labels), config.batch_size, world, config.sync_bn)
         self.config = config
         self.data = data
@@ -101,6 +95,13 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
         self.step = 0
+        self._known_files: FileRecords | None = None
+        self.left_out = np.zeros(self.num_samples, bool)
+        """Training samples this run no longer plans (their files do not decode: --on-bad-image skip)."""
+
+    def leave_out(self, positions: np.ndarray) -> None:
+        self.left_out[positions] = True
+        self.momentum.leave_out(np.flatnonzero(self.left_out).tolist())
 
     def image_sizes(self, order: np.ndarray) -> ImageSizes:
         """The source sizes the crop boxes are drawn in: one for in-memory images, each file's own for folders."""
@@ -118,6 +119,7 @@ class Trainer:
         (returned, on the device)."""
         weights = self.momentum.weights()
         order = self.rng.permutation(self.num_samples)
+        order = order[~self.left_out[order]]
         params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.image_sizes(order))
         return EpochPlan(order, self.config.batch_size, params), weights
 
@@ -141,7 +143,7 @@ class Trainer:
         self.momentum.end_epoch()
         self.epoch += 1
         return EpochRecord(epoch=self.epoch, loss=epoch_loss, lr=self.lr(self.step - 1), seconds=seconds,
-                           samples_per_second=self.num_samples / seconds,
+                           samples_per_second=len(plan.order) / seconds,
                            weight_mean=float(weights.mean()), weight_std=float(weights.std(correction=0)),
                            memorization=self.memorization(weights) if weighted else {})
 
@@ -189,15 +191,43 @@ class Trainer:
         return view.to(self.device, dtype=dtype, non_blocking=True, memory_format=torch.channels_last)
 
     @functools.cached_property
+    def file_records(self) -> FileRecords | None:
+        """An image folder's training files as the run records them (bcl_dali.data.files): each file
+        read once when the run starts, and on a resume only where its size or time changed."""
+        images = self.data.train.images
+        return images.records(self._known_files) if isinstance(images, ImageFiles) else None
+
+    @functools.cached_property
     def data_fingerprint(self) -> str:
         """Which training set the momentum state belongs to: a resume must see the same images.
         Hashed once: every epoch's state (kept for Ctrl-C) carries it. Image folders are hashed by
-        their files' paths, sizes and modification times, not by their pixels."""
+        their files' records, not by their pixels."""
+        images = self.data.train.images
+        return self._fingerprint(self.file_records.identity().encode() if isinstance(images, ImageFiles)
+                                 else images.tobytes())
+
+    def _fingerprint(self, images: bytes) -> str:
         digest = hashlib.sha256(self.data.train_indices.astype(np.int64).tobytes())
         digest.update(self.data.train.labels.astype(np.int64).tobytes())
-        images = self.data.train.images
-        digest.update(images.fingerprint().encode() if isinstance(images, ImageFiles) else images.tobytes())
+        digest.update(images)
         return f"{self.data.name}:{self.num_samples}:{digest.hexdigest()[:16]}"
+
+    def _check_same_data(self, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint of other data, naming the first file that changed where one did."""
+        images = self.data.train.images
+        if isinstance(images, ImageFiles) and state.get("files") is not None:
+            self._known_files = FileRecords.from_state(state["files"])
+            for cached in ("file_records", "data_fingerprint"):
+                self.__dict__.pop(cached, None)
+            change = self._known_files.first_change(self.file_records)
+            if change:
+                raise UserError(f"cannot resume: {change}; restore the run's data, or start a new run on the data as "
+                                "it is now")
+        elif isinstance(images, ImageFiles) and state["data"] == self._fingerprint(images.fingerprint().encode()):
+            return  # a checkpoint from before file records: its data is identified by times, and they match
+        if state["data"] != self.data_fingerprint:
+            raise UserError(f"the run was trained on other images ({state['data']}) than --data-dir / --split give now "
+                            f"({self.data_fingerprint}); point to the run's data")
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +240,8 @@ class Trainer:
             "momentum": self.momentum.state_dict(),
             "rng": rng_state(self.rng),
             "world_size": self.world.size,
+            "files": None if self.file_records is None else self.file_records.as_state(),
+            "left_out": np.flatnonzero(self.left_out).tolist(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -220,9 +252,7 @@ class Trainer:
         missing = sorted({"data", "model", "optimizer", "momentum", "rng", "epoch", "step"} - set(state))
         if missing:
             raise UserError(f"the checkpoint lacks {missing}: it was not written by this version of `train`")
-        if state["data"] != self.data_fingerprint:
-            raise UserError(f"the run was trained on other images ({state['data']}) than --data-dir / --split give now "
-                            f"({self.data_fingerprint}); point to the run's data")
+        self._check_same_data(state)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -231,6 +261,9 @@ class Trainer:
                             f"{self.config.width} with --optimizer {self.config.optimizer}, as the run's config says; "
                             "the directory mixes two runs") from None
         self.momentum.load_state_dict(state["momentum"])
+        self.left_out[:] = False
+        if state.get("left_out"):
+            self.leave_out(np.asarray(state["left_out"], np.int64))
         restore_rng_state(self.rng, state["rng"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])

@@ -42,7 +42,8 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
         else:
             start_run(overrides, run, None, echo)
         checkpoint = load_trained(run, resolve_device(device))
-        evaluations[method] = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config), resolve_device(device),
+        evaluations[method] = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config, checkpoint.left_out),
+                                                  resolve_device(device),
                                                   shots, on_probe=lambda message: echo(f"  {method}: {message}"))
     table = fidelity_table(evaluations, pairs, shots)
     write_text_atomic(out / "fidelity.md", fidelity_markdown(table, settings) + "\n")
@@ -62,17 +63,24 @@ def fidelity_table(evaluations: dict[str, dict[str, Any]], pairs: list[str], sho
                 base = evaluations[baseline]["shots"][shot][number]
                 bcl = evaluations[boosted]["shots"][shot][number]
                 rows.append({"baseline": baseline, "bcl": boosted, "probe": shot, "number": number,
-                             "baseline_value": base, "bcl_value": bcl, "difference": bcl - base})
+                             "epochs": [evaluations[baseline]["epoch"], evaluations[boosted]["epoch"]],
+                             "baseline_value": base, "bcl_value": bcl,
+                             "difference": None if None in (base, bcl) else bcl - base})
     return rows
+
+
+def _cell(value: float | None, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def fidelity_markdown(table: list[dict], settings: dict[str, Any]) -> str:
     flags = ", ".join(f"{key} {value}" for key, value in settings.items())
     lines = [f"# BCL against its baseline ({flags})", "",
              "Top-1 (%) of the linear probe; Many / Medium / Few by training-class size.", "",
-             "| pair | probe | number | baseline | BCL | BCL - baseline |", "|---|---|---|---|---|---|"]
+             "| pair | epochs | probe | number | baseline | BCL | BCL - baseline |", "|---|---|---|---|---|---|---|"]
     for row in table:
-        lines.append(f"| {row['baseline']} / {row['bcl']} | {shot_name(row['probe'])} | {row['number']} | "
-                     f"{row['baseline_value']:.2f} | {row['bcl_value']:.2f} | {row['difference']:+.2f} |")
+        epochs = " / ".join(map(str, row["epochs"]))
+        lines.append(f"| {row['baseline']} / {row['bcl']} | {epochs} | {shot_name(row['probe'])} | {row['number']} | "
+                     f"{_cell(row['baseline_value'])} | {_cell(row['bcl_value'])} | {_cell(row['difference'], '+.2f')} |")
     return "\n".join(lines)
 

@@ -127,7 +127,7 @@ class DaliExecutor:
         self._epochs += 1
         self._unfinished = True
         for iteration in range(len(self._iterations)):
-            (output,) = self.pipeline.run(self._stream)
+            (output,) = self._run()
             self._delivered(iteration)
             self._handed_out = iteration + 1
             together = self._views(output)
@@ -138,11 +138,27 @@ class DaliExecutor:
                 yield self._order[rows], together[2 * rows.start - offset:2 * rows.stop - offset].permute(0, 3, 1, 2)
             self.held.consumed()
         try:
-            self.pipeline.run(self._stream)
+            self._run()
         except StopIteration:
             self._unfinished = False
             return
         raise RuntimeError("the DALI pipeline produced more batches than the epoch plan holds")
+
+    def _run(self) -> tuple[TensorList, ...]:
+        """The next iteration's output; a DALI failure the executor can explain is raised as that."""
+        try:
+            return self.pipeline.run(self._stream)
+        except StopIteration:
+            raise
+        except Exception as error:
+            explained = self._explain(error)
+            if explained is None:
+                raise
+            raise explained from None
+
+    def _explain(self, error: Exception) -> Exception | None:
+        """What went wrong in DALI, in the user's terms (files for image folders), if known."""
+        return None
 
     def _drain(self) -> None:
         """Run out an epoch its consumer left early (DALI resets only at the end of its data), so the
@@ -150,7 +166,7 @@ class DaliExecutor:
         iteration = self._handed_out
         while True:
             try:
-                self.pipeline.run(self._stream)
+                self._run()
             except StopIteration:
                 self._unfinished = False
                 return

@@ -29,6 +29,7 @@ from pipelines.dali_graph import folder_pipeline
 from pipelines.plan import EpochPlan
 from pipelines.resize import ResizePlan, chunk_bytes, plan_resize
 from pipelines.table import Layout
+from pipelines.undecodable import UndecodableFiles, decode_problem
 
 READ_THREADS = 8
 """Threads reading files for the external source (reads release the GIL)."""
@@ -80,6 +81,19 @@ class DaliFolderExecutor(DaliExecutor):
 
     def _delivered(self, iteration: int) -> None:
         self._lent.pop(iteration, None)
+
+    def _explain(self, error: Exception) -> Exception | None:
+        """A decode failure: the files of the iterations DALI was working on, decoded with PIL, name
+        the ones that do not decode (DALI names only a sample of its batch). The pipeline cannot be
+        used after it."""
+        bad = []
+        for iteration, (encoded, _, _) in sorted(self._lent.items()):
+            images = self._plan.order[samples_of(self._table_rows(iteration))]
+            bad += [(int(image), problem) for image, data in zip(images, encoded)
+                    if (problem := decode_problem(data.tobytes())) is not None]
+        if not bad:
+            return None
+        return UndecodableFiles(np.array([i for i, _ in bad]), [why for _, why in bad])
 
 
 def samples_of(span: slice) -> np.ndarray:

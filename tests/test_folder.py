@@ -321,4 +321,25 @@ def test_resume_refuses_changed_files(folder, tmp_path):
     assert run("train", *list_flags(root), *SMALL, "--epochs", "2", "--stop-after", "1", "--out", out).exit_code == 0
     image = root / "train/class01/00002.jpg"
     image.write_bytes(image.read_bytes() + b"\0")
-    assert_one_line_error(run("train", "--resume", out), "the run was trained on other images")
+    assert_one_line_error(run("train", "--resume", out), "train/class01/00002.jpg changed since the run started (")
+
+
+def test_an_epoch_left_early_keeps_no_files_lent(folder):
+    """DALI reads each iteration's encoded files without a copy, so the executor keeps them until DALI
+    hands the iteration out; an epoch left early is run out before the next, and its files go then.
+    Mutation caught: the run-out counted from iteration 0 (its files kept under keys the next epoch
+    may never reach)."""
+    files = load_data("folder", data_dir=folder, lists=lists(folder)).train.images
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(files))[:64]
+    plan = EpochPlan(order, 8, BoostPolicy(0, crop_scale=(0.08, 1.0), blur=True).sample(
+        rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
+    executor = DaliFolderExecutor(files, size=SIZE, num_slots=0, batch_size=8, device=torch.device("cpu"), threads=2,
+                                  blur=True)
+    batches = executor.epoch(plan)
+    for _ in range(3):
+        next(batches)
+    batches.close()
+    short = EpochPlan(order[:16], 8, plan.params.select(slice(0, 16)))
+    assert len(list(executor.epoch(short))) == 2
+    assert executor._lent == {}

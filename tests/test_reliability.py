@@ -29,7 +29,7 @@ import torch
 
 from bcl_dali.checkpoint import load_checkpoint
 from bcl_dali.rundir import RunDir
-from tests.cli_support import assert_one_line_error, run
+from tests.cli_support import assert_error_after_progress, assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 4
@@ -101,18 +101,6 @@ def stopped_run(reference, tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     assert trained_epochs(read_metrics(out)) == [1, 2] and load_checkpoint(out / "last.pt")["epoch"] == 2
     return out
-
-
-def assert_error_after_progress(result, fragment: str) -> None:
-    """A refusal in the middle of training: exit 2, and after the progress lines on stderr, one
-    line "error: ..." that ends the output; no traceback."""
-    lines = result.stderr.splitlines()
-    assert result.exit_code == 2, result.output
-    assert lines and lines[-1].startswith("error: ") and fragment in lines[-1], result.stderr
-    assert sum(line.startswith("error: ") for line in lines) == 1, result.stderr
-    assert all(line.startswith("epoch ") for line in lines[:-1]), result.stderr
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
@@ -463,6 +451,21 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes_e
     assert resumed.exit_code == 0, resumed.output
     reference.assert_same_run(out)
     assert not list(out.glob(".*")), "the half-written temporary checkpoint was left in the run"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_as_ctrl_c_does_and_exits_143(reference, tmp_path, children):
+    """A scheduler's time limit or `kill` sends SIGTERM: it used to exit 143 without saving the last
+    finished epoch or saying how to go on. Now as Ctrl-C, with the status a shell reports for SIGTERM.
+    Mutation caught: no SIGTERM handler (the process dies by the signal, -15)."""
+    out = tmp_path / "run"
+    children.append(process := start(tmp_path, "train", *reference.args, "--out", str(out)))
+    wait_for_epoch(process, out, 1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, child_output(process)
+    stderr = process.logs[1].read_text()
+    assert "terminated in epoch" in stderr and f"--resume {out}" in stderr and "Traceback" not in stderr, stderr
+    assert load_checkpoint(out / "last.pt")["epoch"] == finished_epochs(out)[-1] >= 1
 
 
 @pytest.mark.slow

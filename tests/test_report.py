@@ -119,7 +119,7 @@ def test_fidelity_trains_evaluates_tabulates_and_reports(tmp_path: Path) -> None
     assert len(table) == 4
     for row in table:
         assert row["difference"] == pytest.approx(evaluated["bcl-i"][row["number"]] - evaluated["simclr"][row["number"]])
-    assert (out / "report" / "groups.png").exists() and "| simclr / bcl-i | full-shot | few |" in (
+    assert (out / "report" / "groups.png").exists() and "| simclr / bcl-i | 1 / 1 | full-shot | few |" in (
         out / "fidelity.md").read_text()
     again = run(*args)
     assert again.exit_code == 0 and "resuming" in again.output

@@ -5,17 +5,19 @@ import os
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets import CIFAR10, CIFAR100
 
 from bcl_dali.data.sets import ImageSet, TrainPool
 from bcl_dali.errors import UserError
 
-CIFAR = {"cifar100-lt": CIFAR100, "cifar10-lt": CIFAR10}
+CIFAR = {"cifar100-lt": "CIFAR100", "cifar10-lt": "CIFAR10"}
+"""torchvision's class of each source, imported when one is read (torchvision takes seconds to import)."""
 
 
 def cifar_pool(dataset: str, data_dir: str | os.PathLike | None, download: bool) -> TrainPool:
     """The whole training set is the pool and, unless a reference layout says otherwise, the probe pool."""
-    kind = CIFAR[dataset]
+    import torchvision.datasets
+
+    kind = getattr(torchvision.datasets, CIFAR[dataset])
     if data_dir is None:
         raise UserError(f"{dataset} needs --data-dir DIR, the folder that holds {kind.base_folder}/ "
                         "(add --download to fetch it there)")
@@ -31,7 +33,7 @@ def cifar_pool(dataset: str, data_dir: str | os.PathLike | None, download: bool)
                      images=lambda indices: np.ascontiguousarray(train.data[indices]), test=test)
 
 
-def _open(kind: type[CIFAR10], root: Path, *, train: bool, download: bool) -> CIFAR10:
+def _open(kind: type, root: Path, *, train: bool, download: bool):
     try:
         return kind(root, train=train, download=download)
     except RuntimeError:

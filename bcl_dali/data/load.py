@@ -17,16 +17,19 @@ from split import SHOT_SIZES, find_reference_files, few_shot_subset, load_index_
 
 DATASETS = ("synthetic-lt", *CIFAR, "npz", "folder")
 SHOT_SUBSETS = 5
+DEFAULT_IMBALANCE = 100.0
+"""The head / tail ratio of a drawn split (CIFAR-LT's profile)."""
 """Few-shot subsets per size, as in the reference (whose results average over five)."""
 
 
 def load_pool(dataset: str, *, data_dir: str | os.PathLike | None = None, download: bool = False,
               num_classes: int = 100, seed: int = 0, lists: FolderLists = FolderLists(),
-              imbalance: float = 100.0) -> TrainPool:
+              imbalance: float | None = None, verify: bool = False) -> TrainPool:
     """A source's training pool; cheap for synthetic-lt, whose pixels are rendered on demand.
 
     `num_classes` and `seed` shape synthetic-lt only; `lists` and `imbalance` the folder source
-    (a tree's long-tailed subset is part of its pool); the other sources are what their files hold.
+    (a tree is used as it is, or cut to a long-tailed subset at `imbalance`, which is then part of its
+    pool), and `verify` decodes every file of a folder in full; the other sources are what their files hold.
     """
     if dataset == "synthetic-lt":
         return synthetic_pool(num_classes, seed)
@@ -35,32 +38,41 @@ def load_pool(dataset: str, *, data_dir: str | os.PathLike | None = None, downlo
     if dataset == "npz":
         return npz_pool(data_dir)
     if dataset == "folder":
-        return folder_pool(data_dir, lists, imbalance)
+        return folder_pool(data_dir, lists, imbalance, verify)
     raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
 def load_data(dataset: str, *, data_dir: str | os.PathLike | None = None, split: str | os.PathLike | None = None,
-              imbalance: float = 100.0, split_seed: int = 0, download: bool = False, num_classes: int = 100,
-              seed: int = 0, lists: FolderLists = FolderLists()) -> LongTailedData:
+              imbalance: float | None = None, split_seed: int = 0, download: bool = False, num_classes: int = 100,
+              seed: int = 0, lists: FolderLists = FolderLists(), verify: bool = False,
+              left_out: frozenset[str] = frozenset(), skip_undecodable: bool = False) -> LongTailedData:
     """The training subset comes from `split` (an index file), the source itself (image folders),
     or is drawn with `imbalance` and `split_seed`.
 
     A split in the reference's folder layout brings the reference's probe pool and few-shot files
     along; otherwise the source's probe pool is used and few-shot subsets are drawn with `seed`.
+    `left_out`: an image folder's files that a run leaves out (they do not decode): not in the probe
+    pool; the training set keeps their places, which the run never plans. `skip_undecodable`: the
+    training files `verify` finds undecodable are left out too.
     """
     pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=num_classes, seed=seed,
-                     lists=lists, imbalance=imbalance)
+                     lists=lists, imbalance=imbalance, verify=verify)
+    if skip_undecodable and pool.undecodable:
+        left_out = left_out | set(pool.images(np.array(sorted(pool.undecodable))).paths.tolist())
     if split is None and pool.train_indices is not None:
         train_indices = pool.train_indices
         reference = None
     elif split is None:
-        train_indices = long_tailed_subset(pool.labels, imbalance, split_seed, num_classes=pool.num_classes)
+        train_indices = long_tailed_subset(pool.labels, DEFAULT_IMBALANCE if imbalance is None else imbalance,
+                                           split_seed, num_classes=pool.num_classes)
         reference = None
     else:
         train_indices = load_index_file(split, len(pool.labels))
         reference = find_reference_files(Path(split))
     if reference is None:
         probe_indices = pool.probe_indices
+        if left_out:
+            probe_indices = probe_indices[~np.isin(pool.images(probe_indices).paths, list(left_out))]
         shots = _drawn_shots(pool.labels[probe_indices], pool.num_classes, seed)
     else:
         probe_indices = load_index_file(reference.probe, len(pool.labels))
@@ -74,9 +86,11 @@ def load_data(dataset: str, *, data_dir: str | os.PathLike | None = None, split:
     def image_set(indices: np.ndarray) -> ImageSet:
         return ImageSet(pixels[np.searchsorted(needed, indices)], pool.labels[indices])
 
+    train_position = {int(index): position for position, index in enumerate(train_indices)}
     return LongTailedData(name=pool.name, num_classes=pool.num_classes, train=image_set(train_indices),
                           train_indices=train_indices, probe=image_set(probe_indices), probe_indices=probe_indices,
-                          test=pool.test(), shots=shots, grouping=pool.grouping)
+                          test=pool.test(), shots=shots, grouping=pool.grouping,
+                          undecodable={train_position[i]: why for i, why in pool.undecodable.items() if i in train_position})
 
 
 def _drawn_shots(probe_labels: np.ndarray, num_classes: int, seed: int) -> dict[int, list[np.ndarray]]:

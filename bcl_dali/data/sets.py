@@ -1,7 +1,7 @@
 """The data every later part of the project consumes: image sets, the long-tailed bundle, a source's pool."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -69,6 +69,8 @@ class LongTailedData:
     """Shots per class -> few-shot subsets, each as sorted positions into `probe`."""
     grouping: str = "thirds"
     """How classes form Many / Medium / Few (split.groups): thirds for CIFAR, counts for image folders."""
+    undecodable: dict[int, str] = field(default_factory=dict)
+    """Training positions whose files did not decode when checked (--verify-images), and why."""
 
     @property
     def train_class_counts(self) -> np.ndarray:
@@ -97,3 +99,5 @@ class TrainPool:
     --split gives one; None where the split is drawn from the pool with --imbalance."""
     grouping: str = "thirds"
     """How the source's classes form Many / Medium / Few (split.groups)."""
+    undecodable: dict[int, str] = field(default_factory=dict)
+    """Pool indices whose files did not decode when checked (--verify-images), and why."""
