@@ -20,7 +20,7 @@ from tests.cli_support import run
 MAX_OPERATORS_K2 = 80
 MAX_LAUNCHES_224 = 3000
 """At most 3,000 kernel launches for a GPU iteration of 4,096 views of 224 pixels (k = 2, ImageNet-sized
-files): the design makes 2,017 (3 resize chunks of ~440 launches, ~700 for the other stages)."""
+files): the design makes 1,950 (3 resize chunks of ~440 launches, ~630 for the other stages)."""
 
 
 def test_k2_graph_is_lean_expands_nothing_and_copies_nothing():
