@@ -1,24 +1,19 @@
 """The bcl-dali command line: parses flags and calls the library; each command is one function here."""
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import tempfile
 from pathlib import Path
 
 import click
-import numpy as np
 
-from bcl_dali.config import (ARCHS, BAD_IMAGE_POLICIES, CUDA_GRAPHS, EXECUTORS, MAX_SEED, MIN_IMAGE_SIZE, MIN_WIDTH,
-                             PRECISIONS, RECIPES, STEMS)
-from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE, load_pool, save_index_file
+from bcl_dali.config import (ARCHS, BAD_IMAGE_POLICIES, CUDA_GRAPHS, EXECUTORS, LR_SCALES, MAX_SEED, MIN_IMAGE_SIZE,
+                             MIN_WIDTH, OPTIMIZERS, PRECISIONS, RECIPES, STEMS)
+from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
 from bcl_dali.methods import METHODS
-from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
-from bcl_dali.reports import check_output_path, write_json
-from split import SplitError, describe_split, few_shot_subset, load_index_file, long_tailed_subset
+from bcl_dali.runs.outputs import check_output_path, write_json
+from split import SplitError
 
 # What a command runs is imported when it runs: DALI, torchvision and the benchmarks take seconds to
 # import, and `--help` should not wait for them.
@@ -68,13 +63,6 @@ download_option = click.option("--download", is_flag=True, help="fetch CIFAR int
 num_classes_option = click.option("--num-classes", type=int, help="classes of synthetic-lt  [default: 100]")
 
 
-def _synthetic_classes(dataset: str, num_classes: int | None) -> int:
-    """synthetic-lt's class count; the other sources have theirs in their files."""
-    if num_classes is not None and dataset != "synthetic-lt":
-        raise UserError(f"--num-classes shapes synthetic-lt only; {dataset} has the classes its files hold, drop it")
-    return 100 if num_classes is None else num_classes
-
-
 @cli.group()
 def splits() -> None:
     """Long-tailed index files: make new ones, show what one holds."""
@@ -94,20 +82,10 @@ def splits() -> None:
 def splits_make(dataset: str, data_dir: Path | None, download: bool, imbalance: float | None,
                 max_per_class: int | None, shots: int | None, num_classes: int | None, seed: int, out: Path) -> None:
     """Write a long-tailed split (class 0 the head) or, with --shots, a few-shot subset, as int64 indices."""
-    if shots is not None and (imbalance is not None or max_per_class is not None):
-        raise UserError("--shots draws a balanced few-shot subset; --imbalance and --max-per-class "
-                        "apply only to long-tailed splits, drop them")
-    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=_synthetic_classes(dataset, num_classes))
-    if shots is None:
-        indices = long_tailed_subset(pool.labels, DEFAULT_IMBALANCE if imbalance is None else imbalance, seed,
-                                     max_per_class=max_per_class, num_classes=pool.num_classes)
-    else:
-        probe_labels = pool.labels[pool.probe_indices]
-        indices = pool.probe_indices[few_shot_subset(probe_labels, shots, seed, num_classes=pool.num_classes)]
-    save_index_file(out, indices)
-    counts = np.bincount(pool.labels[indices], minlength=pool.num_classes)
-    click.echo(f"wrote {len(indices)} indices into the {dataset} training pool ({counts.max()}..{counts.min()} "
-               f"per class) to {out}")
+    from bcl_dali.data.split_files import make_split
+
+    click.echo(make_split(dataset, out, data_dir=data_dir, download=download, imbalance=imbalance,
+                          max_per_class=max_per_class, shots=shots, num_classes=num_classes, seed=seed))
 
 
 @splits.command("show")
@@ -118,9 +96,9 @@ def splits_make(dataset: str, data_dir: Path | None, download: bool, imbalance: 
 @num_classes_option
 def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool, num_classes: int | None) -> None:
     """Print a split's class histogram, total, imbalance ratio and Many / Medium / Few groups."""
-    pool = load_pool(dataset, data_dir=data_dir, download=download, num_classes=_synthetic_classes(dataset, num_classes))
-    indices = load_index_file(file, len(pool.labels))
-    click.echo(describe_split(np.bincount(pool.labels[indices], minlength=pool.num_classes)))
+    from bcl_dali.data.split_files import show_split
+
+    click.echo(show_split(file, dataset, data_dir=data_dir, download=download, num_classes=num_classes))
 
 
 @cli.command()
@@ -195,7 +173,7 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--resume", type=click.Path(path_type=Path), help="continue the run in this directory")
 def train(out: Path | None, resume: Path | None, **flags) -> None:
     """Train SimCLR / BCL-I / SDCLR / BCL-D. With no flags: BCL-I on the built-in synthetic-lt, minutes on a CPU."""
-    from bcl_dali.run_training import start_run
+    from bcl_dali.training import start_run
 
     overrides = {name: str(value) if isinstance(value, Path) else value
                  for name, value in flags.items() if value is not None}
@@ -217,10 +195,9 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
 
     Several targets (e.g. the runs of splits 1-5) also get the papers' mean ± std over the runs. A run
     directory keeps its result as eval-epochE.json, which `report` shows."""
-    from bcl_dali.eval_report import across_runs_table, results_table
-    from bcl_dali.evaluate import across_runs, check_one_kind, check_shots, evaluate_checkpoint, load_trained
-    from bcl_dali.plots import per_class_figure, require_matplotlib
-    from bcl_dali.run_training import load_run_data
+    from bcl_dali.eval.tables import across_runs_table, results_table
+    from bcl_dali.evaluation import evaluate_runs, parse_shots
+    from bcl_dali.report.plots import per_class_figure, require_matplotlib
 
     check_output_path(json_path)
     check_output_path(plot, "--plot")
@@ -228,33 +205,14 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
         raise UserError("--plot draws one model's classes; give one target, or compare runs with `cli.py report`")
     if plot is not None:
         require_matplotlib()
-    shot_list = [part.strip() for part in shots.split(",") if part.strip()]
-    if not shot_list:
-        raise UserError("--shots is empty; give e.g. full,100,50")
-    where = resolve_device(device)
-    checkpoints = [load_trained(target, where) for target in targets]  # every bad input before any work
-    check_one_kind(checkpoints)
-    if data_dir is not None:
-        for checkpoint in checkpoints:
-            checkpoint.config = dataclasses.replace(checkpoint.config, data_dir=str(data_dir))
-    data = [load_run_data(checkpoint.config, checkpoint.left_out) for checkpoint in checkpoints]
-    for each in data:
-        check_shots(each, shot_list)
-    results = []
-    for target, checkpoint, each in zip(targets, checkpoints, data):
-        click.echo(f"evaluating {target}", err=True)
-        result = evaluate_checkpoint(checkpoint, each, where, shot_list,
-                                     on_probe=lambda message: click.echo(f"  {message}", err=True))
-        click.echo(results_table(result))
-        results.append(result)
-    if len(results) > 1:
-        summary = across_runs(results)
-        click.echo(across_runs_table(summary, len(results)))
-        write_json({"runs": results, "across_runs": summary}, json_path)
-    else:
-        write_json(results[0], json_path)
+    shot_list = parse_shots(shots)
+    evaluated = evaluate_runs(list(targets), shot_list, device, data_dir, echo=lambda line: click.echo(line, err=True),
+                              on_result=lambda result: click.echo(results_table(result)))
+    if evaluated.across_runs is not None:
+        click.echo(across_runs_table(evaluated.across_runs, len(evaluated.results)))
+    write_json(evaluated.as_dict(), json_path)
     if plot is not None:
-        click.echo(f"wrote {per_class_figure(results[0], shot_list[0], plot)}")
+        click.echo(f"wrote {per_class_figure(evaluated.results[0], shot_list[0], plot)}")
 
 
 @cli.command()
@@ -265,7 +223,7 @@ def report(runs: tuple[Path, ...], out: Path | None) -> None:
     """Draw a run's curves, BCL's weights against the classes and its evaluation; several runs side by side.
 
     Needs the plot extra (matplotlib). Evaluate runs first with `cli.py eval RUN` to get the group bars."""
-    from bcl_dali.run_report import write_report
+    from bcl_dali.report.pages import write_report
 
     if out is None:
         if len(runs) > 1:
@@ -291,26 +249,10 @@ def report(runs: tuple[Path, ...], out: Path | None) -> None:
 def show(executor: str, weights: str, method: str, count: int, seed: int, dataset: str, data_seed: int,
          data_dir: Path | None, out: Path) -> None:
     """Draw the same images under both views at each weight: what BCL does to head and tail samples."""
-    from bcl_dali.show import augmentation_rows, grid_image, make_executor, save_picture
+    from bcl_dali.report.views import draw_augmentation, parse_weights
 
-    levels = _weights(weights)
-    check_output_path(out, "--out")
-    pool = load_pool(dataset, data_dir=data_dir, seed=data_seed)
-    images = pool.images(np.sort(np.random.default_rng(seed).choice(len(pool.labels), count, replace=False)))
-    rows = augmentation_rows(make_executor(executor, images, METHODS[method].rand_k), images, levels,
-                             METHODS[method].rand_k, seed)
-    save_picture(grid_image(rows), out)
-    click.echo(f"wrote {out}: {count} images, weights {', '.join(f'{w:g}' for w in levels)}, {executor} executor")
-
-
-def _weights(text: str) -> list[float]:
-    try:
-        levels = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(f"--weights {text!r}: give numbers in [0, 1] separated by commas, e.g. 0,0.5,1") from None
-    if not all(0.0 <= w <= 1.0 for w in levels):
-        raise UserError(f"--weights {text!r}: every weight must lie in [0, 1]")
-    return levels
+    click.echo(draw_augmentation(out, executor=executor, weights=parse_weights(weights), rand_k=METHODS[method].rand_k,
+                                 count=count, seed=seed, dataset=dataset, data_seed=data_seed, data_dir=data_dir))
 
 
 @cli.group()
@@ -343,43 +285,16 @@ def bench_pipeline(executor: str, device: str, dataset: str, data_dir: Path | No
                    image_size: int, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
                    cuda_graph: bool, json_path: Path | None) -> None:
     """Augmentation alone: samples/s (two views each) at mixed BCL weights, warm-up excluded."""
-    from benchmarks.pipeline import compare_pipelines, measure_pipeline, profile_table, summary
+    from benchmarks.pipeline import profile_table, run_pipeline_benchmark, summary
 
     check_output_path(json_path)
-    where = resolve_device(device)
-    if dataset != "folder" and (data_dir or train_list):
-        raise UserError("--data-dir and --train-list choose an image folder; add --dataset folder")
-    if cuda_graph and (where.type != "cuda" or dataset == "folder"):
-        raise UserError("--cuda-graph replays the augmentation of in-memory images on a GPU; drop it, or use "
-                        "--device cuda with --dataset synthetic-lt")
-    with contextlib.ExitStack() as stack:
-        on = {"graph": cuda_graph} if cuda_graph else {}
-        if dataset == "folder":
-            on = {"folder": _bench_folder(stack, data_dir, train_list), "image_size": image_size}
-        if executor == "both":
-            result = compare_pipelines(where, batch_size, iters, workers, rand_k, profile=profile, **on)
-        else:
-            result = measure_pipeline(executor, where, batch_size, iters, workers, rand_k, profile=profile, **on)
+    result = run_pipeline_benchmark(executor, resolve_device(device), batch_size, iters, workers, rand_k,
+                                    dataset=dataset, data_dir=data_dir, train_list=train_list, image_size=image_size,
+                                    profile=profile, graph=cuda_graph, echo=lambda line: click.echo(line, err=True))
     click.echo(summary(result))
     if profile and executor != "reference":
         click.echo(profile_table(result))
     write_json(result, json_path)
-
-
-def _bench_folder(stack: contextlib.ExitStack, data_dir: Path | None, train_list: Path | None):
-    from bcl_dali.data.folder import list_files
-    from benchmarks.pipeline import GENERATED_FILES, generated_folder
-
-    if data_dir is None:
-        if train_list is not None:
-            raise UserError("--train-list needs --data-dir, the root its paths are relative to")
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcl-dali-jpegs-")))
-        click.echo(f"writing {GENERATED_FILES} ImageNet-sized JPEGs to {root} ...", err=True)
-        return generated_folder(root)
-    if train_list is not None:
-        return list_files(data_dir, train_list)
-    pool = load_pool("folder", data_dir=data_dir)
-    return pool.images(pool.train_indices)
 
 
 @bench.command("step")
@@ -433,38 +348,24 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
                 image_size: int, files: int, cuda_graphs: str, json_path: Path | None) -> None:
     """End-to-end epochs on the built-in synthetic-lt (CIFAR-100-LT's size), or with the ImageNet-LT
     recipe on JPEG files: samples/s, two views each. Under torchrun every process trains and rank 0 reports."""
-    from benchmarks.pipeline import generated_folder
-    from benchmarks.train import compare, measure_scaling, measure_training, summary
+    from benchmarks.train import run_train_benchmark, summary
 
     check_output_path(json_path)
-    where = resolve_device(device)
-    if cuda_graphs != "none" and (nproc is not None or against_reference):
-        raise UserError(f"--cuda-graphs {cuda_graphs} measures one process of ours; drop it with --nproc or "
-                        "--against-reference")
-    if dataset == "folder":
-        if nproc is not None or against_reference:
-            raise UserError("--dataset folder measures our loop on one process; drop --nproc and --against-reference")
-        with contextlib.ExitStack() as stack:
-            root = data_dir
-            if root is None:
-                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bcl-dali-jpegs-")))
-                click.echo(f"writing {files} ImageNet-sized JPEGs to {root} ...", err=True)
-                generated_folder(root, files)
-            result = measure_training(method, where, epochs, batch_size, width, compile_model, folder=root,
-                                      image_size=image_size, cuda_graphs=cuda_graphs)
-    elif nproc is not None:
-        result = measure_scaling(method, where, epochs, batch_size, width, nproc, num_classes)
-    elif against_reference:
-        result = compare(method, where, epochs, batch_size, width, compile_model, num_classes)
-    else:
-        result = measure_training(method, where, epochs, batch_size, width, compile_model, num_classes,
-                                  cuda_graphs=cuda_graphs)
+    result = run_train_benchmark(method, resolve_device(device), epochs, batch_size, width, compile_model=compile_model,
+                                 num_classes=num_classes, against_reference=against_reference, nproc=nproc,
+                                 dataset=dataset, data_dir=data_dir, image_size=image_size, files=files,
+                                 cuda_graphs=cuda_graphs, echo=lambda line: click.echo(line, err=True))
     if World.from_environment().is_main:
         click.echo(summary(result))
         write_json(result, json_path)
 
 
-@bench.command("fidelity")
+@cli.group()
+def experiment() -> None:
+    """Experiments made of runs and evaluations."""
+
+
+@experiment.command("fidelity")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="folder for the runs (one per method; existing ones are resumed), fidelity.md and report/")
 @click.option("--pairs", default="simclr,sdclr", show_default=True,
@@ -480,24 +381,16 @@ def bench_train(method: str, device: str, epochs: int, batch_size: int, width: i
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--shots", default="full", show_default=True, help="probes to compare, as for eval")
 @click.option("--device", default="auto", show_default=True)
-def bench_fidelity(out: Path, pairs: str, dataset: str, data_dir: Path | None, split: Path | None,
-                   num_classes: int | None, epochs: int, batch_size: int, width: int, eval_every: int | None,
-                   seed: int, shots: str, device: str) -> None:
+def experiment_fidelity(out: Path, pairs: str, dataset: str, data_dir: Path | None, split: Path | None,
+                        num_classes: int | None, epochs: int, batch_size: int, width: int, eval_every: int | None,
+                        seed: int, shots: str, device: str) -> None:
     """Train each baseline and its BCL method alike, evaluate both, and tabulate what BCL changes by group."""
-    from benchmarks.fidelity import PAIRS, run_fidelity
+    from bcl_dali.evaluation import parse_shots
+    from bcl_dali.experiments.fidelity import fidelity_settings, parse_pairs, run_fidelity
 
-    pair_list = [p.strip() for p in pairs.split(",") if p.strip()]
-    unknown = sorted(set(pair_list) - set(PAIRS))
-    if unknown or not pair_list:
-        raise UserError(f"--pairs {pairs!r}: choose from {', '.join(PAIRS)}, comma-separated")
-    shot_list = [part.strip() for part in shots.split(",") if part.strip()]
-    if not shot_list:
-        raise UserError("--shots is empty; give e.g. full,100")
-    settings = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "width": width, "seed": seed,
-                "eval_every": max(1, epochs // 10) if eval_every is None else eval_every}
-    settings |= {k: v for k, v in {"data_dir": data_dir and str(data_dir), "split": split and str(split),
-                                   "num_classes": num_classes}.items() if v is not None}
-    summary = run_fidelity(out, pair_list, settings, shot_list, device, click.echo)
+    settings = fidelity_settings(dataset, epochs, batch_size, width, seed, eval_every, data_dir=data_dir, split=split,
+                                 num_classes=num_classes)
+    summary = run_fidelity(out, parse_pairs(pairs), settings, parse_shots(shots), device, click.echo)
     click.echo((out / "fidelity.md").read_text())
     click.echo(f"wrote {out / 'fidelity.md'} and {summary['report']}")
 

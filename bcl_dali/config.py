@@ -2,7 +2,9 @@
 
 `TrainConfig` holds every setting of a run: the reference code's (BCL's public implementation:
 lr, epochs, temperature, momentum-loss beta, prune ratio...) and those this project adds (executor,
-precision, optimiser and learning-rate scaling for large batches). Fields left as None take their
+precision, optimiser and learning-rate scaling for large batches), in sections by concern (model,
+data, augmentation, objective, optimisation, machine, records). Each section checks its own fields
+and says of each what a resume may do to it. Fields left as None take their
 value from the method preset (weight decay, RandAugment slots) or from the dataset's budget (epochs,
 width, warm-up); `resolve()` fills them in and validates, and the resolved config is what is saved
 into every run directory and checkpoint. What belongs to the machine rather than to the run (the
@@ -12,17 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
-from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE
+from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE, LongTailedData, load_data
 from bcl_dali.data.folder import FolderLists
+from bcl_dali.data.synthetic import DEFAULT_CLASSES
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.methods import METHODS
-from bcl_dali.optimizers import LR_SCALES, OPTIMIZERS
-from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR
+from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR, BoostPolicy
 from models.resnet import STEMS
 
 
@@ -68,110 +70,204 @@ MIN_WIDTH = 16
 """The narrowest ResNet: PyTorch's CPU channels_last convolution backward (oneDNN, seen with torch
 2.14) corrupts memory for 1x1 stride-2 convolutions with fewer than 16 input channels."""
 MIN_IMAGE_SIZE = 16
-DEFAULT_CLASSES = 100
-"""synthetic-lt's classes (CIFAR-100-LT's count)."""
 FOLDER_LIST_FIELDS = ("train_list", "test_list", "val_list", "probe_list")
 MAX_SEED = 2 ** 32 - 1
 EXECUTORS = ("dali", "reference")
+OPTIMIZERS = ("sgd", "lars")
+LR_SCALES = ("none", "linear", "sqrt")
+"""SimCLR's rules for scaling the learning rate by the global batch (bcl_dali.train.optimizers)."""
 PRECISIONS = ("auto", "bf16", "fp32")
 BAD_IMAGE_POLICIES = ("stop", "skip")
 """What a training image that does not decode does to a run: stop it (the checkpoint kept, the file
 named), or leave the file out from then on (recorded in the run)."""
 CUDA_GRAPHS = ("none", "augment", "step", "all")
 """What replays from CUDA graphs on a GPU: the augmentation of in-memory images (pipelines.graphs), the
-training step (bcl_dali.step_graph), both, or neither. The same kernels run either way; the GPU check
+training step (bcl_dali.train.step_graph), both, or neither. The same kernels run either way; the GPU check
 (benchmarks/gpu_check.sh) measures each against "none", and the default stays "none" until it has."""
 
 T = TypeVar("T")
+FIXED, ADJUSTABLE, OPERATIONAL = "fixed", "adjustable", "operational"
+"""What a resume may do to a setting: keep it (it shapes what the run computed so far), change it
+although that changes what the run computes from then on (recorded in the run's metrics), or
+change it freely (it does not change what the run computes: where the data is, which machine)."""
 
-OPERATIONAL_FIELDS = frozenset({
-    "device", "executor", "workers", "eval_every", "snapshot_every", "compile", "cuda_graphs", "stop_after",
-    "verify_images",
-    "data_dir", "download", "probe", *FOLDER_LIST_FIELDS,
-})
-"""Fields a resumed run may change: they do not alter what the run computes up to now (the data may
-move: the checkpoint identifies the training files by their contents)."""
-ADJUSTABLE_ON_RESUME = frozenset({"lr", "precision", "epochs", "on_bad_image"})
-"""Fields a resumed run may change although they change what it computes from then on: the remedies
-for a diverged loss, and more (or fewer) epochs, whose cosine schedule then runs to the new end from
-where the run stands. The run records each change in its metrics, and the learning rate it implies."""
+
+def setting(default: Any = None, resume: str = FIXED) -> Any:
+    """A field of a settings section, with its rule on resume."""
+    return field(default=default, metadata={"resume": resume})
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    method: str = "bcl-i"
-    arch: str | None = None
-    width: int | None = None
-    stem: str | None = None
-    dataset: str = "synthetic-lt"
-    recipe: str | None = None
-    data_dir: str | None = None
-    train_list: str | None = None
-    test_list: str | None = None
-    val_list: str | None = None
-    probe_list: str | None = None
-    image_size: int | None = None
-    crop_scale: float | None = None
-    blur: bool | None = None
-    download: bool = False
-    split: str | None = None
-    imbalance: float | None = None
-    split_seed: int | None = None
-    num_classes: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    lr_scale: str = "none"
-    optimizer: str = "sgd"
-    weight_decay: float | None = None
-    temperature: float = 0.2
-    beta: float = 0.97
-    rand_k: int | None = None
-    rand_strength: float = 30.0
-    prune_ratio: float = 0.9
-    sync_bn: bool = True
-    warmup_epochs: int | None = None
-    seed: int = 10
-    data_seed: int = 0
-    device: str = "auto"
-    executor: str = "dali"
-    workers: int | None = None
-    precision: str = "auto"
-    compile: bool = False
-    cuda_graphs: str = "none"
-    verify_images: bool = False
-    on_bad_image: str | None = None
-    eval_every: int = 0
-    snapshot_every: int = 500
-    stop_after: int | None = None
-    probe: bool = False
+class ModelSettings:
+    method: str = setting("bcl-i")
+    arch: str | None = setting()
+    width: int | None = setting()
+    stem: str | None = setting()
+    sync_bn: bool = setting(True)
 
-    def resolve(self) -> TrainConfig:
-        """Fill presets in and validate; raises UserError naming the bad value and the fix."""
+    def check(self) -> None:
         _choice("method", self.method, METHODS)
-        _choice("dataset", self.dataset, DATASETS)
         if self.arch is not None:
             _choice("arch", self.arch, ARCHS)
         if self.stem is not None:
             _choice("stem", self.stem, STEMS)
+        if self.width is not None and self.width < MIN_WIDTH:
+            raise UserError(f"--width must be at least {MIN_WIDTH}")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    dataset: str = setting("synthetic-lt")
+    recipe: str | None = setting()
+    split: str | None = setting()
+    imbalance: float | None = setting()
+    split_seed: int | None = setting()
+    num_classes: int | None = setting()
+    data_seed: int = setting(0)
+    data_dir: str | None = setting(resume=OPERATIONAL)
+    """Where the data is now: it may move (the checkpoint identifies the training files by content)."""
+    train_list: str | None = setting(resume=OPERATIONAL)
+    test_list: str | None = setting(resume=OPERATIONAL)
+    val_list: str | None = setting(resume=OPERATIONAL)
+    probe_list: str | None = setting(resume=OPERATIONAL)
+    download: bool = setting(False, OPERATIONAL)
+    verify_images: bool = setting(False, OPERATIONAL)
+    on_bad_image: str | None = setting(resume=ADJUSTABLE)
+
+    def check(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
         if self.recipe is not None:
             _choice("recipe", self.recipe, RECIPES)
-            if self.dataset != "folder":
-                raise UserError(f"--recipe {self.recipe} is a setting for image folders; use it with --dataset folder "
-                                f"(--dataset {self.dataset} has its own defaults)")
-        if self.dataset != "folder":
-            for flag, value in (("image-size", self.image_size), *((name.replace("_", "-"), getattr(self, name))
-                                                                   for name in FOLDER_LIST_FIELDS)):
-                if value is not None:
-                    raise UserError(f"--{flag} applies to --dataset folder only; drop it for --dataset {self.dataset}")
-        self._check_data_flags()
+        if self.on_bad_image is not None:
+            _choice("on-bad-image", self.on_bad_image, BAD_IMAGE_POLICIES)
+        _check_seeds(("data-seed", self.data_seed), ("split-seed", self.split_seed))
+        _refuse_failed([
+            (self.imbalance is None or self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
+            (self.num_classes is None or self.num_classes >= 3,
+             "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
+            (self.dataset != "npz" or self.data_dir is not None, "--dataset npz needs --data-dir FILE.npz"),
+            (self.dataset != "folder" or self.data_dir is not None,
+             "--dataset folder needs --data-dir ROOT (with --train-list and --test-list, or a train/CLASS/ tree)"),
+        ])
+
+
+@dataclass(frozen=True)
+class AugmentationSettings:
+    image_size: int | None = setting()
+    crop_scale: float | None = setting()
+    blur: bool | None = setting()
+    rand_k: int | None = setting()
+    rand_strength: float = setting(30.0)
+
+    def check(self) -> None:
+        _refuse_failed([
+            (self.image_size is None or self.image_size >= MIN_IMAGE_SIZE,
+             f"--image-size must be at least {MIN_IMAGE_SIZE} pixels"),
+            (self.crop_scale is None or 0.0 < self.crop_scale <= 1.0,
+             "--crop-scale must lie in (0, 1] (the smallest crop's share of the image)"),
+            (self.rand_k is None or self.rand_k >= 0, "--rand-k must be >= 0"),
+            (0.0 < self.rand_strength <= 30.0, "--rand-strength must lie in (0, 30]"),
+            (not self.rand_k or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
+             f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
+             "(the magnitude floor)"),
+        ])
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings:
+    """BCL's momentum loss, and the methods' own settings (each method takes the fields its settings name)."""
+
+    beta: float = setting(0.97)
+    temperature: float = setting(0.2)
+    prune_ratio: float = setting(0.9)
+
+    def check(self) -> None:
+        if not 0.0 <= self.beta < 1.0:
+            raise UserError("--beta must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
+class OptimisationSettings:
+    epochs: int | None = setting(resume=ADJUSTABLE)
+    """More (or fewer) epochs on resume: the cosine schedule then runs to the new end from where the run stands."""
+    batch_size: int | None = setting()
+    lr: float | None = setting(resume=ADJUSTABLE)
+    """A remedy for a diverged loss."""
+    lr_scale: str = setting("none")
+    optimizer: str = setting("sgd")
+    weight_decay: float | None = setting()
+    warmup_epochs: int | None = setting()
+    seed: int = setting(10)
+
+    def check(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr-scale", self.lr_scale, LR_SCALES)
+        _check_seeds(("seed", self.seed))
+        _refuse_failed([
+            (self.epochs is None or self.epochs >= 0, "--epochs must be >= 0"),
+            (self.batch_size is None or self.batch_size >= 2,
+             "--batch-size must be at least 2 (contrastive pairs need negatives)"),
+            (self.lr is None or self.lr > 0, "--lr must be positive"),
+            (self.weight_decay is None or self.weight_decay >= 0, "--weight-decay must be >= 0"),
+            (self.warmup_epochs is None or self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
+            (None in (self.epochs, self.warmup_epochs) or self.epochs == 0 or self.warmup_epochs < self.epochs,
+             f"--warmup-epochs {self.warmup_epochs} leaves no epoch of --epochs {self.epochs} for the cosine decay: "
+             "the learning rate would never decay; give fewer warm-up epochs"),
+        ])
+
+
+@dataclass(frozen=True)
+class MachineSettings:
+    """How this invocation computes, not what: a resume on another machine may change them."""
+
+    device: str = setting("auto", OPERATIONAL)
+    executor: str = setting("dali", OPERATIONAL)
+    workers: int | None = setting(resume=OPERATIONAL)
+    precision: str = setting("auto", ADJUSTABLE)
+    """A remedy for a diverged loss (fp32)."""
+    compile: bool = setting(False, OPERATIONAL)
+    cuda_graphs: str = setting("none", OPERATIONAL)
+
+    def check(self) -> None:
         _choice("executor", self.executor, EXECUTORS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("cuda-graphs", self.cuda_graphs, CUDA_GRAPHS)
-        if self.on_bad_image is not None:
-            _choice("on-bad-image", self.on_bad_image, BAD_IMAGE_POLICIES)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("lr-scale", self.lr_scale, LR_SCALES)
+        if self.workers is not None and self.workers < 0:
+            raise UserError("--workers must be >= 0")
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """What the run writes along the way."""
+
+    eval_every: int = setting(0, OPERATIONAL)
+    snapshot_every: int = setting(500, OPERATIONAL)
+    stop_after: int | None = setting(resume=OPERATIONAL)
+    probe: bool = setting(False, OPERATIONAL)
+
+    def check(self) -> None:
+        _refuse_failed([
+            (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
+            (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
+            (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
+        ])
+
+
+SECTIONS = (ModelSettings, DataSettings, AugmentationSettings, ObjectiveSettings, OptimisationSettings,
+            MachineSettings, RecordSettings)
+"""A run's settings by concern; each checks its own fields (`check`) and gives each its rule on resume."""
+
+
+@dataclass(frozen=True)
+class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, ObjectiveSettings, AugmentationSettings,
+                  DataSettings, ModelSettings):
+    """Every setting of a run: the sections above as one flat record (config.json keeps it flat)."""
+
+    def resolve(self) -> TrainConfig:
+        """Fill presets in and validate; raises UserError naming the bad value and the fix."""
+        for section in SECTIONS:
+            section.check(self)
+        self._check_data_flags()
         method = METHODS[self.method]
         recipe_name = _default(self.recipe, "imagenet-lt") if self.dataset == "folder" else None
         recipe = RECIPES.get(recipe_name)
@@ -204,33 +300,10 @@ class TrainConfig:
         return resolved
 
     def _validate(self) -> None:
-        checks = [
-            (self.width >= MIN_WIDTH, f"--width must be at least {MIN_WIDTH}"),
-            (self.epochs >= 0, "--epochs must be >= 0"),
-            (self.batch_size >= 2, "--batch-size must be at least 2 (contrastive pairs need negatives)"),
-            (self.lr > 0, "--lr must be positive"),
-            (self.weight_decay >= 0, "--weight-decay must be >= 0"),
-            (self.temperature > 0, "--temperature must be positive"),
-            (0.0 <= self.beta < 1.0, "--beta must lie in [0, 1)"),
-            (self.rand_k >= 0, "--rand-k must be >= 0"),
-            (0.0 < self.rand_strength <= 30.0, "--rand-strength must lie in (0, 30]"),
-            (0.0 <= self.prune_ratio < 1.0, "--prune-ratio must lie in [0, 1)"),
-            (self.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
-            (self.imbalance is None or self.imbalance >= 1.0, "--imbalance must be >= 1 (largest / smallest class)"),
-            (self.num_classes is None or self.num_classes >= 3,
-             "--num-classes must be >= 3 (Many/Medium/Few groups need three)"),
-            (self.workers is None or self.workers >= 0, "--workers must be >= 0"),
-            (self.epochs == 0 or self.warmup_epochs < self.epochs,
-             f"--warmup-epochs {self.warmup_epochs} leaves no epoch of --epochs {self.epochs} for the cosine decay: "
-             "the learning rate would never decay; give fewer warm-up epochs"),
-            (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
-            (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
-            (self.stop_after is None or self.stop_after >= 1, "--stop-after must be >= 1"),
-            (self.dataset != "npz" or self.data_dir is not None, "--dataset npz needs --data-dir FILE.npz"),
-            (self.dataset != "folder" or self.data_dir is not None,
-             "--dataset folder needs --data-dir ROOT (with --train-list and --test-list, or a train/CLASS/ tree)"),
-            (self.image_size is None or self.image_size >= MIN_IMAGE_SIZE,
-             f"--image-size must be at least {MIN_IMAGE_SIZE} pixels"),
+        """Every section's checks on the resolved values, then the rules that join sections."""
+        for section in SECTIONS:
+            section.check(self)
+        _refuse_failed([
             (not (self.graphs_step and self.optimizer != "sgd"),
              f"--cuda-graphs {self.cuda_graphs} graphs the SGD step; --optimizer {self.optimizer} keeps its rate on the "
              "host: use --cuda-graphs augment or none"),
@@ -239,20 +312,30 @@ class TrainConfig:
             (not (self.graphs_augmentation and self.dataset == "folder"),
              "--cuda-graphs augment graphs in-memory images; image folders decode and resize crops of every size, "
              "so use --cuda-graphs step or none with --dataset folder"),
-            (0.0 < self.crop_scale <= 1.0, "--crop-scale must lie in (0, 1] (the smallest crop's share of the image)"),
-            (self.rand_k == 0 or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
-             f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
-             "(the magnitude floor)"),
-        ]
-        checks += [(value is None or 0 <= value <= MAX_SEED, f"--{flag} must be an integer in [0, {MAX_SEED}], got {value}")
-                   for flag, value in (("seed", self.seed), ("data-seed", self.data_seed),
-                                       ("split-seed", self.split_seed))]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
-        problem = METHODS[self.method].check(self)
-        if problem:
-            raise UserError(problem)
+        ])
+        if (self.rand_k == 0) != (METHODS[self.method].rand_k == 0):
+            raise UserError(f"--method {self.method} with --rand-k {self.rand_k} is another method: boosted RandAugment "
+                            "(--rand-k >= 1) is BCL (bcl-i, bcl-d), none is SimCLR or SDCLR; choose that method, or "
+                            "drop --rand-k")
+        self.method_settings()
+
+    def load_data(self, left_out: Iterable[str] = (), verify: bool = False) -> LongTailedData:
+        """The run's data; `left_out`: files the run leaves out (RunDir.left_out), `verify`: decode every
+        file of an image folder (--verify-images)."""
+        return load_data(self.dataset, data_dir=self.data_dir, split=self.split, imbalance=self.imbalance,
+                         split_seed=self.split_seed or 0, download=self.download,
+                         num_classes=self.num_classes or DEFAULT_CLASSES, verify=verify, left_out=frozenset(left_out),
+                         skip_undecodable=self.on_bad_image == "skip", seed=self.data_seed, lists=self.folder_lists)
+
+    def boost_policy(self) -> BoostPolicy:
+        """The run's augmentation policy: its boosted slots and strength, crop scale and blur."""
+        return BoostPolicy(self.rand_k, self.rand_strength, crop_scale=(self.crop_scale, 1.0), blur=self.blur)
+
+    def method_settings(self) -> object:
+        """The method's own settings (bcl_dali.methods), from the run's fields of the same names (a
+        setting no field names keeps its default); checked as they are made."""
+        kind = METHODS[self.method].Settings
+        return kind(**{f.name: getattr(self, f.name) for f in fields(kind) if hasattr(self, f.name)})
 
     @property
     def draws_split(self) -> bool:
@@ -262,6 +345,14 @@ class TrainConfig:
 
     def _check_data_flags(self) -> None:
         """Refuse flags that the chosen data would ignore (they would be recorded as if they had acted)."""
+        if self.recipe is not None and self.dataset != "folder":
+            raise UserError(f"--recipe {self.recipe} is a setting for image folders; use it with --dataset folder "
+                            f"(--dataset {self.dataset} has its own defaults)")
+        if self.dataset != "folder":
+            for flag, value in (("image-size", self.image_size), *((name.replace("_", "-"), getattr(self, name))
+                                                                   for name in FOLDER_LIST_FIELDS)):
+                if value is not None:
+                    raise UserError(f"--{flag} applies to --dataset folder only; drop it for --dataset {self.dataset}")
         tree = self.dataset == "folder" and self.train_list is None
         ignored = [
             ("num-classes", self.num_classes, self.dataset != "synthetic-lt",
@@ -301,9 +392,9 @@ class TrainConfig:
         return cpu_count() if self.workers is None else self.workers
 
     def check_resumable_as(self, stored: TrainConfig) -> None:
-        """Refuse a resume whose flags change what the stored run computes."""
+        """Refuse a resume whose flags change what the stored run computes (the FIXED settings)."""
         for f in fields(self):
-            if f.name in OPERATIONAL_FIELDS | ADJUSTABLE_ON_RESUME:
+            if f.metadata["resume"] != FIXED:
                 continue
             mine, theirs = getattr(self, f.name), getattr(stored, f.name)
             if f.name == "split" and None not in (mine, theirs):
@@ -314,8 +405,8 @@ class TrainConfig:
 
     def adjustments_from(self, stored: TrainConfig) -> dict[str, list]:
         """The remedies this resume applies: {field: [before, now]}."""
-        return {name: [getattr(stored, name), getattr(self, name)] for name in sorted(ADJUSTABLE_ON_RESUME)
-                if getattr(stored, name) != getattr(self, name)}
+        return {f.name: [getattr(stored, f.name), getattr(self, f.name)] for f in sorted(fields(self), key=lambda f: f.name)
+                if f.metadata["resume"] == ADJUSTABLE and getattr(stored, f.name) != getattr(self, f.name)}
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -345,6 +436,18 @@ class TrainConfig:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as error:
             raise UserError(f"cannot read run config {path}: {error}; point to a run directory made by `train`") from None
+
+
+def _refuse_failed(checks: list[tuple[bool, str]]) -> None:
+    """The first failed check's message, as the user's error."""
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+def _check_seeds(*seeds: tuple[str, int | None]) -> None:
+    _refuse_failed([(value is None or 0 <= value <= MAX_SEED, f"--{flag} must be an integer in [0, {MAX_SEED}], got {value}")
+                    for flag, value in seeds])
 
 
 def _choice(flag: str, value: str, choices: Iterable[str]) -> None:

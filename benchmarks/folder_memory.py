@@ -1,7 +1,7 @@
 """Memory of one folder iteration with one huge image among ordinary ones, against the same without it.
 
-Crops used to be padded to the iteration's largest: one 6000 x 6000 JPEG among 343 files took 13 GB of
-RAM instead of 1. The resize now works in chunks of crops of similar size under a budget
+Padding every crop of an iteration to its largest would make one 6000 x 6000 JPEG among 343 files cost
+13 GB of RAM instead of 1. The resize works in chunks of crops of similar size under a budget
 (pipelines.resize), so the huge image costs about its own pixels. Peak memory is the process's resident
 set on the CPU (measured in a fresh process, `python -m benchmarks.folder_memory ROOT SIZE`), and
 torch's peak allocation on a GPU.
@@ -20,7 +20,7 @@ from PIL import Image
 
 from bcl_dali.data.folder import list_files
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_folder import DaliFolderExecutor
+from pipelines.dali_executor import DaliExecutor
 from pipelines.plan import EpochPlan
 
 HUGE_SIDE = 6000
@@ -54,7 +54,7 @@ def one_iteration(root: Path, size: int, device: torch.device) -> None:
     order = np.arange(len(files))
     params = BoostPolicy(2, crop_scale=(0.08, 1.0), blur=True).sample(rng.random(len(files)), rng,
                                                                       (files.heights, files.widths))
-    executor = DaliFolderExecutor(files, size=size, num_slots=2, batch_size=len(files), device=device, threads=2,
+    executor = DaliExecutor(files.dali_input(), size=size, num_slots=2, batch_size=len(files), device=device, threads=2,
                                   batches_together=1, blur=True)
     for _ in executor.epoch(EpochPlan(order, len(files), params)):
         pass

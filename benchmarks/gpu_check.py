@@ -29,20 +29,21 @@ from typing import Callable
 
 import torch
 
-from benchmarks.fidelity import PAIRS, run_fidelity
+from bcl_dali.experiments.fidelity import PAIRS, run_fidelity
 from benchmarks.folder_memory import compare as folder_memory
 from benchmarks.handoff_stress import stress_handoff
-from benchmarks.pipeline import generated_folder, measure_pipeline
+from benchmarks.pipeline import measure_pipeline
 from benchmarks.profile import iteration_profile
 from benchmarks.step import measure_step
 from benchmarks.train import compare, measure_scaling, measure_training
 from bcl_dali.config import CUDA_GRAPHS
 from bcl_dali.data import load_data
 from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.generated_jpegs import imagenet_like_folder
 from bcl_dali.device import cpu_count
 from bcl_dali.methods import METHODS
-from bcl_dali.run_training import start_run
-from bcl_dali.rundir import RunDir
+from bcl_dali.training import start_run
+from bcl_dali.runs.rundir import RunDir
 
 GPU_TESTS_S = 120
 CHECK_BUDGET_S = 480
@@ -205,12 +206,12 @@ class Check:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _images(self):
-        return load_data("synthetic-lt", num_classes=self.sizes.num_classes).train.images
+        return load_data("synthetic-lt", num_classes=self.sizes.num_classes).train.images.pixels
 
     def _folder(self) -> ImageFiles:
         """The generated JPEGs, written once for the folder items."""
         if self._files is None:
-            self._files = generated_folder(self.scratch / "jpegs", self.sizes.folder_files)
+            self._files = imagenet_like_folder(self.scratch / "jpegs", self.sizes.folder_files)
         return self._files
 
     def _folder_end_to_end(self) -> dict:

@@ -13,6 +13,7 @@ import torch
 
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
+from pipelines.inputs import ResidentInput
 from pipelines.plan import EpochPlan
 
 SLEEP_CYCLES = 20_000_000
@@ -27,7 +28,7 @@ def stress_handoff(device: torch.device, images: np.ndarray, batch_size: int = 6
     n = batch_size * batches
     order = np.resize(rng.permutation(len(images)), n)
     plan = EpochPlan(order, batch_size, BoostPolicy(k).sample(rng.random(n), rng, images.shape[1:3]))
-    executor = DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=batch_size, device=device,
+    executor = DaliExecutor(ResidentInput(images), size=images.shape[1], num_slots=k, batch_size=batch_size, device=device,
                             threads=4, dtype=torch.float32, batches_together=1)
     pairs = []
     for _, views in executor.epoch(plan):

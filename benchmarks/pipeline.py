@@ -10,8 +10,10 @@ cost model's counts (benchmarks.profile), and with `profile` with the time of ea
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,13 +21,13 @@ import torch
 from benchmarks.profile import StageTimer, cost_model
 from benchmarks.timing import gpu_name, synchronize
 from bcl_dali.config import IMAGENET_LT
-from bcl_dali.data import load_data
+from bcl_dali.data import load_data, load_pool
 from bcl_dali.data.files import ImageFiles
 from bcl_dali.data.folder import list_files
-from bcl_dali.data.jpeg_folder import write_jpeg_folder
+from bcl_dali.data.generated_jpegs import given_or_generated
+from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
-from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.dali_graph import PREFETCH_DEPTH
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
@@ -33,9 +35,6 @@ from pipelines.reference import ReferenceExecutor
 WARMUP_ITERATIONS = 3
 TAIL_ITERATIONS = PREFETCH_DEPTH + 1
 FOLDER_VIEW_SIZE = IMAGENET_LT.image_size
-GENERATED_FILES = 512
-GENERATED_CLASSES = 8
-GENERATED_SIDES = (256, 500)
 COST_MODEL_KEYS = ("operators", "expansions", "host_to_device_copies", "kernels", "launches", "host_syncs",
                    "decodes_per_sample", "full_image_passes_per_view", "bytes_per_view")
 
@@ -47,11 +46,10 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     """`folder`: decode and augment its files to views of `image_size` (else synthetic-lt's arrays).
     `graph`: the DALI executor replays its augmentation from a CUDA graph."""
     images = folder if folder is not None else load_data("synthetic-lt", num_classes=num_classes, seed=seed).train.images
-    size = image_size if folder is not None else images.shape[1]
+    size = images.view_size(image_size)
     timer = StageTimer(device) if profile else None
     if executor == "dali":
-        kind = DaliFolderExecutor if folder is not None else DaliExecutor
-        runner = kind(images, size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
+        runner = DaliExecutor(images.dali_input(), size=size, num_slots=k, batch_size=batch_size, device=device, threads=workers,
                       timer=timer, batches_together=batches_together, blur=folder is not None, graph=graph)
     else:
         runner = ReferenceExecutor(images, size=size, workers=workers)
@@ -61,7 +59,7 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
     rng = np.random.default_rng(seed)
     total = (warmup + timed + in_flight) * batch_size
     order = np.resize(rng.permutation(len(images)), total)
-    sizes = (folder.heights[order], folder.widths[order]) if folder is not None else (size, size)
+    sizes = images.sizes(order)
     recipe = {"crop_scale": (IMAGENET_LT.crop_scale, 1.0), "blur": IMAGENET_LT.blur} if folder is not None else {}
     params = BoostPolicy(k, **recipe).sample(rng.random(total), rng, sizes)
     start = seconds = None
@@ -100,14 +98,6 @@ def compare_pipelines(device: torch.device, batch_size: int, iters: int, workers
     return {"benchmark": "pipelines", "device": str(device), "gpu": gpu_name(device), "rand_k": k,
             **{key: dali[key] for key in COST_MODEL_KEYS if key in dali}, "dali": dali, "reference": reference,
             "ratio": dali["samples_per_second"] / reference["samples_per_second"]}
-
-
-def generated_folder(root: Path, files: int = GENERATED_FILES) -> ImageFiles:
-    """A folder of ImageNet-sized JPEGs (sides 256 to 500 pixels), for `bench pipeline --dataset folder`
-    without --data-dir."""
-    per_class = -(-files // GENERATED_CLASSES)
-    write_jpeg_folder(root, [per_class] * GENERATED_CLASSES, 1, sides=GENERATED_SIDES)
-    return list_files(root, root / "train.txt")
 
 
 def summary(result: dict) -> str:
@@ -151,3 +141,28 @@ def profile_table(result: dict) -> str:
         kernels = dali["kernels_by_stage"].get(stage, "")
         lines.append(f"{stage:<10}{kernels:>15}{times.get(stage, float('nan')):>16.2f}")
     return "\n".join(lines)
+
+
+def run_pipeline_benchmark(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
+                           rand_k: int, *, dataset: str = "synthetic-lt", data_dir: Path | None = None,
+                           train_list: Path | None = None, image_size: int = FOLDER_VIEW_SIZE, profile: bool = False,
+                           graph: bool = False, echo: Callable[[str], None] = lambda _: None) -> dict:
+    """`bench pipeline`: one executor ("dali", "reference") or both ("both", with their ratio), on
+    synthetic-lt or on an image folder's files (a generated one without `data_dir`)."""
+    if dataset != "folder" and (data_dir or train_list):
+        raise UserError("--data-dir and --train-list choose an image folder; add --dataset folder")
+    if train_list is not None and data_dir is None:
+        raise UserError("--train-list needs --data-dir, the root its paths are relative to")
+    if graph and (device.type != "cuda" or dataset == "folder"):
+        raise UserError("--cuda-graph replays the augmentation of in-memory images on a GPU; drop it, or use "
+                        "--device cuda with --dataset synthetic-lt")
+    with contextlib.ExitStack() as stack:
+        on: dict = {"graph": graph} if graph else {}
+        if dataset == "folder":
+            root = stack.enter_context(given_or_generated(data_dir, echo=echo))
+            pool = None if train_list is not None else load_pool("folder", data_dir=root)
+            files = list_files(root, train_list) if pool is None else pool.images(pool.train_indices)
+            on = {"folder": files, "image_size": image_size}
+        if executor == "both":
+            return compare_pipelines(device, batch_size, iters, workers, rand_k, profile=profile, **on)
+        return measure_pipeline(executor, device, batch_size, iters, workers, rand_k, profile=profile, **on)

@@ -32,12 +32,13 @@ from torch.utils._pytree import tree_flatten
 
 from benchmarks.timing import synchronize
 from bcl_dali.data import load_data
+from bcl_dali.data.generated_jpegs import IMAGENET_SIDES
 from bcl_dali.device import cpu_count
 from bcl_dali.policy import BoostPolicy
 from pipelines.augment import Augmentation
 from pipelines.dali_executor import GPU_VIEWS_PER_ITERATION, DaliExecutor, epoch_table, view_rows
-from pipelines.dali_folder import decode_plan
-from pipelines.dali_graph import PREFETCH_DEPTH, AugmentOperator, folder_pipeline, resident_pipeline
+from pipelines.dali_graph import PREFETCH_DEPTH, AugmentOperator, augmentation_pipeline
+from pipelines.inputs import FileInput, ResidentInput, decode_plan
 from pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
 from pipelines.normalize import normalized
 from pipelines.plan import EpochPlan
@@ -62,8 +63,6 @@ DALI_OUTPUT_COPIES = 1
 GRAPH_LAUNCHES = 3
 """A CUDA-graphed iteration: the table copied in, the replay, the views cloned out (pipelines.graphs)."""
 """DALI copies the operator's returned tensors into its own buffer: one batched copy per iteration."""
-FOLDER_SIDES = (256, 500)
-"""ImageNet-sized images for the folder census (sides drawn in this range, as `bench pipeline --dataset folder`)."""
 FOLDER_CROP_SCALE = 0.08
 
 
@@ -72,13 +71,11 @@ def graph_census(num_slots: int, device: str = "gpu", size: int = 32, folder: bo
     operators left on the CPU, of the graph as `device` ("gpu" or "cpu") would run it. A copy is a
     node made on the CPU and read on the GPU (DALI moves it every iteration)."""
     where = torch.device("cuda" if device == "gpu" else "cpu")
-    if folder:
-        augmentation = Augmentation(None, num_slots, size=size, device=torch.device("cpu"))
-        operator = AugmentOperator(augmentation, PlanQueue(), torch.float16, decoded=True)
-        return pipeline_census(folder_pipeline(lambda info: None, operator, where, threads=1, max_samples=2))
-    augmentation = Augmentation(torch.zeros((1, size, size, 3), dtype=torch.uint8), num_slots)
-    operator = AugmentOperator(augmentation, PlanQueue(), torch.float16, decoded=False)
-    return pipeline_census(resident_pipeline(lambda info: None, operator, where, threads=1, stream=None))
+    source_input = FileInput([]) if folder else ResidentInput(np.zeros((1, size, size, 3), np.uint8))
+    augmentation = source_input.augmentation(num_slots, size, torch.device("cpu"), blur=False)
+    operator = AugmentOperator(source_input, augmentation, PlanQueue(), torch.float16)
+    return pipeline_census(augmentation_pipeline(source_input, lambda info: None, operator, where, threads=1,
+                                                 batch_size=source_input.batch_size(4), stream=None))
 
 
 def pipeline_census(pipe: Pipeline) -> dict:
@@ -154,7 +151,7 @@ def iteration_census(num_slots: int, size: int = 32, views: int = GPU_VIEWS_PER_
     meta = torch.device("meta")
     rng = np.random.default_rng(seed)
     samples = views // 2
-    sides = (rng.integers(*FOLDER_SIDES, samples), rng.integers(*FOLDER_SIDES, samples)) if folder else (size, size)
+    sides = (rng.integers(*IMAGENET_SIDES, samples), rng.integers(*IMAGENET_SIDES, samples)) if folder else (size, size)
     recipe = {"crop_scale": (FOLDER_CROP_SCALE, 1.0), "blur": True} if folder else {}
     plan = EpochPlan(np.arange(samples), samples, BoostPolicy(num_slots, **recipe).sample(rng.random(samples), rng, sides))
     host = epoch_table(plan, size)
@@ -242,8 +239,8 @@ def iteration_profile(device: torch.device, batch_size: int, k: int, path: Path,
     after the window, so DALI's prefetching is as far ahead at both ends): every kernel of the fused
     stages with its device time, written as a table to `path`; returns the kernel count and the
     device time per iteration."""
-    images = load_data("synthetic-lt", num_classes=num_classes).train.images
-    executor = DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=batch_size, device=device,
+    images = load_data("synthetic-lt", num_classes=num_classes).train.images.pixels
+    executor = DaliExecutor(ResidentInput(images), size=images.shape[1], num_slots=k, batch_size=batch_size, device=device,
                             threads=cpu_count())
     batches = (2 + iterations + PREFETCH_DEPTH + 1) * executor.batches_together
     rng = np.random.default_rng(0)

@@ -8,8 +8,7 @@ import torch
 
 from benchmarks.timing import gpu_name, synchronize
 from bcl_dali.config import RECIPES, TrainConfig
-from bcl_dali.trainer import Trainer
-from bcl_dali.run_training import load_run_data
+from bcl_dali.train.trainer import Trainer
 
 WARMUP_STEPS = 5
 CIFAR_SIZE = 32
@@ -25,7 +24,7 @@ def measure_step(method: str, device: torch.device, batch_size: int, iters: int,
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
                          batch_size=batch_size, epochs=1, device=str(device), compile=compile_model,
                          cuda_graphs=cuda_graphs, **model).resolve()
-    trainer = Trainer(config, load_run_data(config), device, executor=None)
+    trainer = Trainer(config, config.load_data(), device, executor=None)
     trainer.model.train()
     views = torch.randn(2 * batch_size, size, size, 3, device=device).to(_view_dtype(trainer)).permute(0, 3, 1, 2)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -35,7 +34,7 @@ def measure_step(method: str, device: torch.device, batch_size: int, iters: int,
         if step == WARMUP_STEPS:
             synchronize(device)
             start = time.perf_counter()
-        trainer.train_step(indices[step % len(indices)], views, trainer.contrast(batch_size))
+        trainer.train_step(indices[step % len(indices)], views, batch_size)
     synchronize(device)
     seconds = time.perf_counter() - start
     return {"benchmark": "step", "method": method, "device": str(device), "batch_size": batch_size, "width": width,

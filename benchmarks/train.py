@@ -18,19 +18,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from bcl_dali.config import TrainConfig
+from bcl_dali.data.generated_jpegs import GENERATED_FILES, given_or_generated
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
-from bcl_dali.executors import build_executor
-from bcl_dali.methods import METHODS, Contrast
-from bcl_dali.momentum import MomentumLoss
-from bcl_dali.run_training import load_run_data
-from bcl_dali.schedule import lr_at
-from bcl_dali.trainer import Trainer, check_batch_split
+from bcl_dali.train.executors import build_executor
+from bcl_dali.methods import METHODS, BatchShare
+from bcl_dali.train.momentum import MomentumLoss
+from bcl_dali.train.schedule import lr_at
+from bcl_dali.train.trainer import Trainer, check_batch_split
 from benchmarks.timing import gpu_name, synchronize
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
@@ -55,7 +56,7 @@ def measure_training(method: str, device: torch.device, epochs: int, batch_size:
     world = World.from_environment()
     device = world.device(device)
     world.start(device)
-    data = load_run_data(config)
+    data = config.load_data()
     trainer = Trainer(config, data, device, build_executor(config, data, device, world), world)
     seconds = []
     for _ in range(epochs):
@@ -97,14 +98,15 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=num_classes, width=width,
                          batch_size=batch_size, epochs=epochs, device=str(device), executor="reference",
                          precision="fp32").resolve()
-    data = load_run_data(config)
+    data = config.load_data()
     torch.manual_seed(config.seed)
-    method = METHODS[config.method]
+    method = METHODS[config.method](config.method_settings())
     model = method.build_model(config.arch, config.width).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    executor = ReferenceExecutor(data.train.images, size=data.train.images.shape[1], workers=config.worker_count)
+    images = data.train.images
+    executor = ReferenceExecutor(images, size=images.view_size(0), workers=config.worker_count)
     momentum = MomentumLoss(len(data.train.labels), config.beta, device)
-    policy = method.policy(config)
+    policy = config.boost_policy()
     rng = np.random.default_rng(0)
     steps_per_epoch = math.ceil(len(data.train.labels) / batch_size)
     step, seconds = 0, []
@@ -112,17 +114,18 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
         start = time.perf_counter()
         weights = momentum.weights().cpu().numpy()
         order = rng.permutation(len(weights))
-        plan = EpochPlan(order, batch_size, policy.sample(weights[order], rng, data.train.images.shape[1:3]))
-        method.start_epoch(model, config)
+        plan = EpochPlan(order, batch_size, policy.sample(weights[order], rng, images.sizes(order)))
+        method.start_epoch(model)
         model.train()
         for indices, views in executor.epoch(plan):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config.lr, epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch)
             optimizer.zero_grad()
-            contrast = Contrast(config.temperature, len(indices), len(indices))
-            loss = method.gradients(model, model, views.to(device), contrast, contextlib.nullcontext)
+            loss = method.gradients(model, views.to(device), BatchShare.of(len(indices)), contextlib.nullcontext)
             _per_sample_momentum_loop(momentum, indices, loss, epoch, config.beta)
             optimizer.step()
+            with torch.no_grad():
+                method.after_step(model)
             float(loss.mean().detach().cpu())
             step += 1
         momentum.end_epoch()
@@ -178,3 +181,27 @@ def summary(result: dict) -> str:
     return (f"train {result['method']} ({result['configuration']}) on {result['device']}: "
             f"{result['samples_per_second']:,.0f} samples/s (batch {result['batch_size']}, width {result['width']}"
             f"{on}, {result['epochs']} epochs, first excluded)")
+
+
+def run_train_benchmark(method: str, device: torch.device, epochs: int, batch_size: int, width: int, *,
+                        compile_model: bool = False, num_classes: int = 100, against_reference: bool = False,
+                        nproc: int | None = None, dataset: str = "synthetic-lt", data_dir: Path | None = None,
+                        image_size: int = 224, files: int = GENERATED_FILES, cuda_graphs: str = "none",
+                        echo: Callable[[str], None] = lambda _: None) -> dict:
+    """`bench train`: our loop on synthetic-lt, against the reference configuration, across world
+    sizes, or with the ImageNet-LT recipe on JPEG files (generated without `data_dir`)."""
+    if cuda_graphs != "none" and (nproc is not None or against_reference):
+        raise UserError(f"--cuda-graphs {cuda_graphs} measures one process of ours; drop it with --nproc or "
+                        "--against-reference")
+    if dataset == "folder":
+        if nproc is not None or against_reference:
+            raise UserError("--dataset folder measures our loop on one process; drop --nproc and --against-reference")
+        with given_or_generated(data_dir, files, echo) as root:
+            return measure_training(method, device, epochs, batch_size, width, compile_model, folder=root,
+                                    image_size=image_size, cuda_graphs=cuda_graphs)
+    if nproc is not None:
+        return measure_scaling(method, device, epochs, batch_size, width, nproc, num_classes)
+    if against_reference:
+        return compare(method, device, epochs, batch_size, width, compile_model, num_classes)
+    return measure_training(method, device, epochs, batch_size, width, compile_model, num_classes,
+                            cuda_graphs=cuda_graphs)

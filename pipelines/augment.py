@@ -2,7 +2,7 @@
 
 The first stage makes views of S x S pixels: `crop` (PIL's bicubic RandomResizedCrop and the flip,
 gathered straight from the resident training images) or `resize` (the same from the crops an image
-folder's decoder made). Then the colour stage (ColorJitter's six blend slots around the hue,
+folder's decoder made); both are pipelines.resize. Then the colour stage (ColorJitter's six blend slots around the hue,
 grayscale, the recipe's blur) and one stage per RandAugment slot. Views are the frames of one
 (V, S, S, 3) tensor; every operation runs over all of them at once, each masked step on the schedule
 of the plan (pipelines.steps).
@@ -16,10 +16,8 @@ import torch
 from pipelines.blur import gaussian_blur
 from pipelines.colour import adjust_hue, enhance, grayscale
 from pipelines.iteration import IterationPlan, plan_on_the_fly
-from pipelines.ops import POINT_TABLES
-from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
-from pipelines.resample import CropTables, resized_crop
-from pipelines.resize import resize_views
+from pipelines.resize import TapTables, columns_of, resize_resident, resize_views
+from pipelines import slot_kernels
 from pipelines.steps import DenseSteps, SparseSteps, Take, dense_for
 from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
 
@@ -39,23 +37,22 @@ class Augmentation:
             if height != width:
                 raise ValueError(f"the augmentation makes square views of square images, got {height}x{width}")
             size, device = height, images.device
-            self.crop_tables = CropTables(height, height, device)
-        self.images = images
+        self.columns = None if images is None else columns_of(images).contiguous()
+        """The resident images as the crop's horizontal pass reads them (pipelines.resize)."""
+        self.taps = None if images is None else TapTables(size, size, device)
         self.size = size
         self.device = device
         self.layout = Layout(num_slots, size, blur)
         self.dense = dense_for(device, size)
         """The device's schedule for these views (pipelines.steps); the executor plans accordingly."""
-        self._channel_tables = functools.partial(
-            channel_tables, points=torch.as_tensor(POINT_TABLES.values, device=device))
 
     def take(self, plan: IterationPlan) -> Take:
         return functools.partial(self.layout.take, plan.table)
 
     def crop(self, plan: IterationPlan) -> torch.Tensor:
         take = self.take(plan)
-        sources = self.images[take("image").long()]
-        return resized_crop(sources, self.crop_tables, take("crop").long(), take("flip").long())
+        return resize_resident(self.columns, self.taps, take("crop").long(), take("image").long(), take("flip").long(),
+                               self.size)
 
     def resize(self, crops: list[torch.Tensor], plan: IterationPlan) -> torch.Tensor:
         """Decoded crops (each sample's union of its views' boxes) -> the resized, flipped uint8 views."""
@@ -83,12 +80,12 @@ class Augmentation:
         return x
 
     def slot(self, s: int, x: torch.Tensor, plan: IterationPlan, steps: Steps) -> torch.Tensor:
-        """RandAugment slot s: each view runs the one kernel its op needs, if any."""
+        """RandAugment slot s: each view runs the one kernel its op needs, if any (pipelines.slot_kernels)."""
         take = self.take(plan)
-        x = steps.apply(f"slot{s}_warp", warp, x, take(f"slot{s}_affine"), take(f"slot{s}_columns"), take(f"slot{s}_rows"))
-        x = steps.apply(f"slot{s}_enhance", enhance_stage, x, take(f"slot{s}_enhance"))
-        x = steps.apply(f"slot{s}_tabled", self._channel_tables, x, take(f"slot{s}_stage"), take(f"slot{s}_point"))
-        return steps.apply(f"slot{s}_cutout", cutout, x, take(f"slot{s}_cutout"))
+        for kernel in slot_kernels.SLOT_KERNELS:
+            x = steps.apply(f"slot{s}_{kernel.name}", kernel.function, x,
+                            *(take(f"slot{s}_{name}") for name in kernel.inputs))
+        return x
 
     def __call__(self, table: torch.Tensor, dense: bool | None = None) -> torch.Tensor:
         """All stages in order, outside DALI: the uint8 views of the table's rows, on the device's

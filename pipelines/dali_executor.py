@@ -1,11 +1,12 @@
-"""The DALI executor: both views of every batch, on the CPU or the GPU.
+"""The DALI executor: both views of every batch, on the CPU or the GPU, from any image source.
 
 One pipeline; an iteration makes the views of one or more training batches. When an epoch starts,
 its plan becomes one float64 parameter table (a row per view, both views of a batch side by side)
 and, for every iteration, a plan of what its stage needs besides pixels (pipelines.iteration); the
-table and the plans' index arrays move to the pipeline's device in one upload each. An iteration's
-only input is then a slice of that table, which DALI takes without a copy, and the crop gathers its
-pixels from the resident images: nothing crosses from the host per iteration. The output is the
+table and the plans' index arrays move to the pipeline's device in one upload each. What reaches
+DALI per iteration is the source input's (pipelines.inputs): for in-memory images a slice of that
+table, which DALI takes without a copy, the crop gathering its pixels from the resident images, so
+nothing crosses from the host; for image folders each sample's file and the box to decode. The output is the
 (2B, H, W, 3) tensor the model consumes (float16 for bf16 training, whose autocast takes it as it
 is; float32 otherwise), which torch sees as a channels_last NCHW tensor without a copy, and which the
 executor keeps alive until the consumer's stream is done with it (pipelines.handoff).
@@ -26,10 +27,10 @@ from nvidia.dali.pipeline import Pipeline
 from nvidia.dali.tensors import TensorListCPU, TensorListGPU
 from nvidia.dali.types import BatchInfo
 
-from pipelines.augment import Augmentation
-from pipelines.dali_graph import AugmentOperator, Timer, resident_pipeline
+from pipelines.dali_graph import AugmentOperator, Timer, augmentation_pipeline
 from pipelines.graphs import side_stream
 from pipelines.handoff import HeldOutputs
+from pipelines.inputs import FileInput, ResidentInput, samples_of
 from pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
 from pipelines.plan import EpochPlan
 from pipelines.table import view_table
@@ -49,10 +50,13 @@ def batches_per_iteration(device: torch.device, batch_size: int) -> int:
     return max(1, GPU_VIEWS_PER_ITERATION // (2 * batch_size)) if device.type == "cuda" else 1
 
 
-class DaliExecutor:
-    """Turns (resident images, EpochPlan) into batches of (indices, views), as the PIL executor does."""
+SourceInput = ResidentInput | FileInput
 
-    def __init__(self, images: Any, *, size: int, num_slots: int, batch_size: int, device: torch.device,
+
+class DaliExecutor:
+    """Turns (an image source's input, EpochPlan) into batches of (indices, views), as the PIL executor does."""
+
+    def __init__(self, source_input: SourceInput, *, size: int, num_slots: int, batch_size: int, device: torch.device,
                  threads: int, dtype: torch.dtype = torch.float16, timer: Timer | None = None,
                  batches_together: int | None = None, blur: bool = False, graph: bool = False) -> None:
         """`blur`: plans carry the recipe's Gaussian blur (ViewParams.blur). `graph`: replay the
@@ -74,26 +78,19 @@ class DaliExecutor:
         self.plans = PlanQueue()
         self.held = HeldOutputs.on(device)
         self._upload_stream = side_stream(device, "upload") if self._cuda else None
-        self.augmentation = self._augmentation(images)
-        self.operator = AugmentOperator(self.augmentation, self.plans, dtype, self._decoded, timer, graph)
+        self.input = source_input
+        self.augmentation = source_input.augmentation(num_slots, size, device, blur)
+        self.operator = AugmentOperator(source_input, self.augmentation, self.plans, dtype, timer, graph)
         self.pipeline = self._pipeline(threads)
         if self._cuda:
             torch.cuda.synchronize(device)  # DALI's stream reads the images without waiting on torch's
         self.pipeline.build()
 
-    _decoded = False
-
-    def _augmentation(self, images: np.ndarray) -> Augmentation:
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
-        if not images.shape[1] == images.shape[2] == self.size:
-            raise ValueError(f"the DALI executor makes views of the images' own square size; got {images.shape[1]}x"
-                             f"{images.shape[2]} images and size {self.size}")
-        return Augmentation(torch.as_tensor(images).to(self.device), self.num_slots, blur=self.blur)
-
     def _pipeline(self, threads: int) -> Pipeline:
         stream = self._upload_stream.cuda_stream if self._cuda else None
-        return resident_pipeline(self._source, self.operator, self.device, threads, stream)
+        views = 2 * self.batches_together * self.batch_size
+        return augmentation_pipeline(self.input, self._source, self.operator, self.device, threads,
+                                     self.input.batch_size(views), stream)
 
     def _views(self, output: TensorList) -> torch.Tensor:
         """An iteration's (V, H, W, 3) views: the samples of the pipeline's output, as one tensor."""
@@ -128,7 +125,7 @@ class DaliExecutor:
         self._unfinished = True
         for iteration in range(len(self._iterations)):
             (output,) = self._run()
-            self._delivered(iteration)
+            self.input.delivered(iteration)
             self._handed_out = iteration + 1
             together = self._views(output)
             self.held.hold(output, together)
@@ -150,15 +147,11 @@ class DaliExecutor:
             return self.pipeline.run(self._stream)
         except StopIteration:
             raise
-        except Exception as error:
-            explained = self._explain(error)
+        except Exception:
+            explained = self.input.explain()
             if explained is None:
                 raise
             raise explained from None
-
-    def _explain(self, error: Exception) -> Exception | None:
-        """What went wrong in DALI, in the user's terms (files for image folders), if known."""
-        return None
 
     def _drain(self) -> None:
         """Run out an epoch its consumer left early (DALI resets only at the end of its data), so the
@@ -170,17 +163,17 @@ class DaliExecutor:
             except StopIteration:
                 self._unfinished = False
                 return
-            self._delivered(iteration)
+            self.input.delivered(iteration)
             iteration += 1
-
-    def _delivered(self, iteration: int) -> None:
-        """DALI has handed out an iteration: what its source lent DALI may go."""
 
     def _start_epoch(self, plan: EpochPlan) -> None:
         """The epoch's table and every iteration's plan, on the device in one upload each."""
         host = epoch_table(plan, self.size)
         spans = [self._table_rows(i) for i in range(self._iteration_count())]
-        extras = [self._host_plan(host, span) for span in spans]
+        rows = view_rows(plan)
+        layout = self.augmentation.layout
+        extras = [{"rows": step_rows(host[span], layout, self.augmentation.dense)}
+                  | self.input.host_plan(host, span, rows, layout) for span in spans]
         with self._uploading():
             table = torch.as_tensor(host).to(self.device)
             extras = upload_indices(extras, self.device)
@@ -189,10 +182,6 @@ class DaliExecutor:
         if self.operator.graph is not None:
             for plan in self._iterations:  # DALI is idle: the old epoch is run out, the new one not begun
                 self.operator.graph.capture(plan.table)
-
-    def _host_plan(self, host: np.ndarray, span: slice) -> dict:
-        """What an iteration's stage needs besides the table, as host index arrays."""
-        return {"rows": step_rows(host[span], self.augmentation.layout, self.augmentation.dense)}
 
     @contextlib.contextmanager
     def _uploading(self) -> Iterator[None]:
@@ -207,16 +196,13 @@ class DaliExecutor:
         self._upload_stream.synchronize()
 
     def _source(self, info: BatchInfo) -> Any:
-        """The iteration's table rows as a batch of one sample; its plan goes to the stage."""
-        plan = self._next_plan(info)
-        return plan.table[None] if self._cuda else plan.table.numpy()[None]
-
-    def _next_plan(self, info: BatchInfo) -> IterationPlan:
+        """What the source input gives DALI for the iteration; its plan goes to the stage."""
         if info.iteration >= len(self._iterations):
             raise StopIteration
         plan = self._iterations[info.iteration]
         self.plans.push(plan)
-        return plan
+        images = self._plan.order[samples_of(self._table_rows(info.iteration))]
+        return self.input.feed(plan, images, info.iteration)
 
     def _rows(self, b: int) -> slice:
         size = self._plan.batch_size

@@ -1,12 +1,12 @@
 """The DALI graph of the augmentation: the iteration's input, then one fused torch operator.
 
-    in-memory images: external_source (the iteration's table rows, already on the device, not copied)
-    image folders:    external_source (each sample's file and the union of its two crop boxes)
-                        -> decoders.image_slice (device "mixed" on the GPU: nvJPEG decodes that box only)
+    the source's input stage (pipelines.inputs):
+        in-memory images: external_source (the iteration's table rows, already on the device, not copied)
+        image folders:    external_source (each sample's file and the union of its two crop boxes)
+                            -> decoders.image_slice (device "mixed" on the GPU: nvJPEG decodes that box only)
       -> augment: one torch operator on DALI's stream: the first stage (PIL's bicubic RandomResizedCrop
-         gathered from the resident images, or the resize of the decoded boxes), ColorJitter,
-         grayscale, the blur, the RandAugment slots, normalisation (float16 for bf16 training, else
-         float32; NHWC)
+         from the resident images, or from the decoded boxes), ColorJitter, grayscale, the blur, the
+         RandAugment slots, normalisation (float16 for bf16 training, else float32; NHWC)
 
 DALI fuses no arithmetic: each arithmetic node is its own operator with its own fixed cost and its
 own pass over the pixels, and its warp_affine, coord_transform and equalize split a sequence into one
@@ -19,12 +19,12 @@ anyway and each would add DALI's fixed cost; as one, the dense schedule is one C
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import nvidia.dali.python_function_plugin as dali_python
 import torch
 import torch.utils.dlpack
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import fn, pipeline_def
 from nvidia.dali.pipeline import Pipeline
 
 from pipelines.augment import Augmentation
@@ -40,19 +40,19 @@ Timer = Callable[[str, Callable[[], torch.Tensor]], torch.Tensor]
 class AugmentOperator:
     """The graph's torch operator: DALI's input batch -> the iteration's normalised views.
 
-    Its input is one sample, the iteration's table rows (in-memory images), or one decoded crop per
-    sample (image folders). Its output has as many samples as its input: the (V, S, S, 3) views cut
-    into equal parts, which the executor sees again as one tensor."""
+    Its input is what the image source's input stage gives (pipelines.inputs): one sample, the
+    iteration's table rows, or one decoded crop per sample. Its output has as many samples as its
+    input: the (V, S, S, 3) views cut into equal parts, which the executor sees again as one tensor."""
 
-    def __init__(self, augmentation: Augmentation, plans: PlanQueue, dtype: torch.dtype, decoded: bool,
+    def __init__(self, source_input: Any, augmentation: Augmentation, plans: PlanQueue, dtype: torch.dtype,
                  timer: Timer | None = None, graph: bool = False) -> None:
-        """`graph`: replay the dense stages from a CUDA graph (in-memory images on the GPU)."""
-        if graph and (decoded or not augmentation.dense):
+        """`graph`: replay the dense stages from a CUDA graph (an input that allows it, on the GPU)."""
+        if graph and not (source_input.graphable and augmentation.dense):
             raise ValueError("CUDA graphs need the dense schedule of in-memory images on the GPU")
+        self.first_name, self.first_stage, self.views_in = source_input.first_stage(augmentation)
         self.augmentation = augmentation
         self.plans = plans
         self.dtype = dtype
-        self.decoded = decoded
         self.timer = timer
         self.device = augmentation.device
         self.graph = CapturedFunction(self._from_table, self.device) if graph else None
@@ -66,16 +66,11 @@ class AugmentOperator:
 
     def _run(self, batch: list) -> list:
         inputs = [torch.utils.dlpack.from_dlpack(sample) for sample in batch]
-        if self.decoded:
-            plan = self.plans.take(2 * len(inputs))
-            shapes = [tuple(crop.shape[:2]) for crop in inputs]
-            if shapes != plan.resize.shapes:
-                raise RuntimeError("the decoder's crops are not the sizes planned for this iteration")
-            views = self._finish(self._timed("resize", lambda: self.augmentation.resize(inputs, plan)), plan)
+        plan = self.plans.take(self.views_in(inputs))
+        if self.graph is not None:
+            views = self._timed("augment", lambda: self.graph(plan.table))
         else:
-            (table,) = inputs
-            plan = self.plans.take(table.shape[0])
-            views = self._timed("augment", lambda: self.graph(table)) if self.graph else self._from_plan(plan)
+            views = self._finish(self._timed(self.first_name, lambda: self.first_stage(inputs, plan)), plan)
         parts = views.view(len(inputs), -1, *views.shape[1:]).unbind(0)
         return [torch.utils.dlpack.to_dlpack(part) for part in parts]
 
@@ -83,9 +78,6 @@ class AugmentOperator:
         """The dense chain as one function of the table rows (what the CUDA graph captures)."""
         plan = IterationPlan(table, None)
         return normalized(self.augmentation.after_crop(self.augmentation.crop(plan), plan), self.dtype)
-
-    def _from_plan(self, plan: IterationPlan) -> torch.Tensor:
-        return self._finish(self._timed("crop", lambda: self.augmentation.crop(plan)), plan)
 
     def _finish(self, x: torch.Tensor, plan: IterationPlan) -> torch.Tensor:
         """Colour, the slots and the normalisation, each timed as its own stage."""
@@ -105,47 +97,17 @@ class AugmentOperator:
         return self._streams[pointer]
 
 
-def _augment(inputs, operator: AugmentOperator, device: torch.device):
-    return fn.dl_tensor_python_function(inputs, function=operator, batch_processing=True, synchronize_stream=False,
-                                        output_layouts="FHWC", device="gpu" if device.type == "cuda" else "cpu",
-                                        name="augment")
-
-
-def _pipeline_args(device: torch.device, threads: int, batch_size: int) -> dict:
-    return dict(batch_size=batch_size, num_threads=threads, prefetch_queue_depth=PREFETCH_DEPTH,
-                device_id=(device.index or 0) if device.type == "cuda" else None, exec_dynamic=True)
-
-
-def resident_pipeline(source: Callable, operator: AugmentOperator, device: torch.device, threads: int,
-                      stream: int | None) -> Pipeline:
-    """In-memory images (defined, not built): `source(BatchInfo)` gives an iteration's table rows as a
-    batch of one sample, on the device already; DALI takes them as they are (no copy), ordered on
-    `stream` (an idle stream of the executor's: nothing of DALI's waits on the training's)."""
+def augmentation_pipeline(source_input: Any, source: Callable, operator: AugmentOperator, device: torch.device,
+                          threads: int, batch_size: int, stream: int | None) -> Pipeline:
+    """The pipeline (defined, not built): the source's input stage, fed by `source(BatchInfo)`, then
+    the augmentation operator; `batch_size` samples at most per iteration."""
     cuda = device.type == "cuda"
 
-    @pipeline_def(**_pipeline_args(device, threads, 1))
+    @pipeline_def(batch_size=batch_size, num_threads=threads, prefetch_queue_depth=PREFETCH_DEPTH,
+                  device_id=(device.index or 0) if cuda else None, exec_dynamic=True)
     def views():
-        table = fn.external_source(source=source, batch_info=True, device="gpu" if cuda else "cpu", no_copy=True,
-                                   cuda_stream=stream)
-        return _augment(table, operator, device)
-
-    return views()
-
-
-def folder_pipeline(source: Callable, operator: AugmentOperator, device: torch.device, threads: int,
-                    max_samples: int) -> Pipeline:
-    """Image folders (defined, not built): `source(BatchInfo)` gives each sample's encoded file and the
-    anchor (x, y) and shape (width, height) of the box to decode; libjpeg's chroma upsampling and no
-    EXIF rotation, as PIL decodes."""
-    cuda = device.type == "cuda"
-
-    @pipeline_def(**_pipeline_args(device, threads, max_samples))
-    def views():
-        files, anchor, shape = fn.external_source(source=source, batch_info=True, num_outputs=3, batch=True,
-                                                  no_copy=True)
-        crops = fn.decoders.image_slice(files, anchor, shape, device="mixed" if cuda else "cpu",
-                                        output_type=types.RGB, normalized_anchor=False, normalized_shape=False,
-                                        adjust_orientation=False, jpeg_fancy_upsampling=True)
-        return _augment(crops, operator, device)
+        return fn.dl_tensor_python_function(source_input.nodes(source, device, stream), function=operator,
+                                            batch_processing=True, synchronize_stream=False, output_layouts="FHWC",
+                                            device="gpu" if cuda else "cpu", name="augment")
 
     return views()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+ImageSizes = tuple[int, int] | tuple[np.ndarray, np.ndarray]
+"""The sizes crop boxes are drawn in: one (height, width) for a whole set, or one per image."""
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 """ColorJitter's four adjustments, in the order of the columns of `ViewParams.jitter_factors`."""
 

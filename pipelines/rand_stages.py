@@ -8,11 +8,13 @@ fills a box. Every stage treats each view on its own, so it can run on any subse
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from pipelines.colour import enhance
 from pipelines.exact import constant, divide, lookup
-from pipelines.ops import CUTOUT_FILL
+from pipelines.ops import CUTOUT_FILL, POINT_TABLES
 from pipelines.slot import Stage
 
 LEVELS = 256
@@ -58,8 +60,15 @@ def enhance_stage(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     return enhance(x.float(), factor, grey, mean, smooth).to(torch.uint8)
 
 
-def channel_tables(x: torch.Tensor, stage: torch.Tensor, point: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Each view's per-channel map (autocontrast, equalize, or its row of `points`), applied."""
+@functools.lru_cache(maxsize=None)
+def _point_tables(device: torch.device) -> torch.Tensor:
+    """Every point map (pipelines.slot.PointTables), made once per device."""
+    return torch.as_tensor(POINT_TABLES.values, device=device)
+
+
+def channel_tables(x: torch.Tensor, stage: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+    """Each view's per-channel map (autocontrast, equalize, or its point map), applied."""
+    points = _point_tables(x.device)
     n, height, width, channels = x.shape
     base = (torch.arange(n * channels, device=x.device) * LEVELS).view(n, 1, 1, channels)
     index = x.long() + base

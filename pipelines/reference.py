@@ -23,8 +23,12 @@ from pipelines.ops import RAND_OPS
 from pipelines.params import JITTER_OPS, ViewParams
 from pipelines.plan import EpochPlan
 
-class ImageFolder(Protocol):
-    """An image folder's files (bcl_dali.data.files.ImageFiles): image `index`, decoded to RGB."""
+
+class DecodedImages(Protocol):
+    """What the reference executor needs of an image source (bcl_dali.data.source): its length, and
+    image `index` as PIL decodes it."""
+
+    def __len__(self) -> int: ...
 
     def open(self, index: int) -> Image.Image: ...
 
@@ -74,7 +78,7 @@ class _PlanBatches(Dataset):
     receiving a copy with each batch.
     """
 
-    def __init__(self, images: np.ndarray, plan: EpochPlan, size: int) -> None:
+    def __init__(self, images: DecodedImages, plan: EpochPlan, size: int) -> None:
         self.images = images
         self.plan = plan
         self.size = size
@@ -86,7 +90,7 @@ class _PlanBatches(Dataset):
         indices, params = self.plan.batch(b)
         views: tuple[list[Image.Image], list[Image.Image]] = ([], [])
         for row, index in enumerate(indices):
-            image = Image.fromarray(self.images[index]) if isinstance(self.images, np.ndarray) else self.images.open(index)
+            image = self.images.open(index)
             for view, view_params in zip(views, params.views):
                 view.append(augment_view(image, view_params, row, self.size))
         return torch.from_numpy(indices.astype(np.int64)), to_model_input(views[0] + views[1])
@@ -99,11 +103,9 @@ class ReferenceExecutor:
     pinned when CUDA is available, since they are then headed for the GPU.
     """
 
-    def __init__(self, images: np.ndarray | ImageFolder, size: int = 32, workers: int = 0) -> None:
-        """`images`: uint8 (N, H, W, 3) arrays, or an image folder's files (read with PIL, as
-        torchvision's ImageFolder reads them)."""
-        if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8):
-            raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    def __init__(self, images: DecodedImages, size: int = 32, workers: int = 0) -> None:
+        """`images`: in-memory arrays, or an image folder's files (read with PIL, as torchvision's
+        ImageFolder reads them)."""
         self.images = images
         self.size = size
         self.workers = workers

@@ -1,11 +1,20 @@
-"""PIL's bicubic resize of decoded crops of any size to S x S views, and the flip, batched in torch.
+"""PIL's bicubic resize of boxes of any size to S x S views, and the flip, batched in torch: the one
+implementation of torchvision's RandomResizedCrop (BICUBIC, antialias) in the project.
 
-Image folders decode each sample once: the union of its two views' crop boxes (pipelines.dali_folder).
-Each view is then resized from its own box inside that union. PIL's coefficients are computed for
-every view at once, as PIL computes them (`pil_taps`: float64 filter weights over each output pixel's
-taps, summed tap by tap, normalised, then 22-bit fixed point), and applied in PIL's int32 arithmetic
-tap by tap: a gather of whole lines and a multiply-add over all views per tap (about ten taps), each
-pass rounded to uint8 as PIL rounds it.
+torchvision crops the PIL image first and resizes the crop, so PIL's resampling sees only the box:
+its coefficients depend on the box's length along each axis, not on where the box sits. They are
+computed for every view at once, as PIL computes them (`pil_taps`: float64 filter weights over each
+output pixel's taps, summed tap by tap, normalised, then 22-bit fixed point), and applied in PIL's
+integer arithmetic: on a long axis a gather of whole lines and a multiply-add over all views per tap
+(a few to a hundred taps); on a short one (CIFAR's 32 pixels) the taps placed in a dense matrix per
+view and one batched float64 product, exact for these integers. Each pass is rounded to uint8 as PIL
+rounds it.
+
+In-memory images are resized from where they lie on the device (`resize_resident`: every view's
+box in its image, one group, static shapes, so the dense schedule can be a CUDA graph; the taps of
+every box length made once, `TapTables`). Image
+folders decode each sample once: the union of its two views' boxes (pipelines.inputs); each view
+is resized from its own box inside that union (`resize_views`).
 
 Memory and launches are planned on the host, where every crop's size is known before anything is
 decoded (`plan_resize`): the samples of an iteration are sorted by size and cut into chunks whose
@@ -22,19 +31,66 @@ tolerance, tests/test_folder.py); every other view is PIL's, bit for bit.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from pipelines.resample import PRECISION_BITS, pil_taps
+PRECISION_BITS = 22
+"""PIL's fixed-point precision for 8-bit resampling (32 - 8 - 2)."""
+BICUBIC_SUPPORT = 2.0
+BICUBIC_A = -0.5
 
 CPU_CHUNK_BYTES = 1 << 25
 """The CPU's working set per chunk: near its caches (128 crops resized to 224 pixels took 1.3 s in
 32 MB chunks, 3.3 s in 256 MB ones, on 2 shared cores)."""
+DENSE_AXIS = 64
+"""Axes this long or shorter (in-memory CIFAR-sized images) are resampled by dense matrix products:
+fewer launches and less time than gathering tap by tap (pipelines.resize._dense_pass)."""
+GPU_TAP_GROUP_BYTES = 1 << 28
+"""The int32 products of a pass's taps the GPU gathers and sums at once: for CIFAR's views, every tap
+of a pass in one group, 11 launches instead of 25 (the CPU goes tap by tap, which keeps its working
+set in cache: 23 ms for the crop of 512 views against 56 ms in one group)."""
 GPU_CHUNK_BYTES = 1 << 32
 """A GPU's working set per chunk, at most (and at most 1/16 of its memory): a chunk costs about 330
 launches, so an iteration of 2,048 ImageNet-sized samples is 2 to 3 chunks."""
+
+
+def _bicubic(x: torch.Tensor) -> torch.Tensor:
+    """PIL's bicubic filter (Keys, a = -1/2)."""
+    x = x.abs()
+    a = BICUBIC_A
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return torch.where(x < 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
+
+
+def pil_taps(lengths: torch.Tensor, out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PIL's coefficients resampling each view's `lengths[i]` input pixels to `out_size`: the first input
+    pixel of every output pixel, (n, out_size) int64, and the 22-bit fixed-point weights of its taps
+    (zero past a view's own taps), (n, out_size, taps) int32. `in_size` bounds the lengths, so the
+    number of taps is known without reading them (no device synchronisation)."""
+    device = lengths.device
+    length = lengths.double()[:, None]
+    scale = length / out_size
+    filter_scale = torch.clamp(scale, min=1.0)
+    support = BICUBIC_SUPPORT * filter_scale
+    inverse = 1.0 / filter_scale
+    centre = (torch.arange(out_size, device=device, dtype=torch.float64) + 0.5) * scale
+    low = torch.trunc(centre - support + 0.5).clamp(min=0.0)
+    high = torch.minimum(torch.trunc(centre + support + 0.5), length)
+    taps = math.ceil(2 * BICUBIC_SUPPORT * max(in_size / out_size, 1.0)) + 2
+    position = low[..., None] + torch.arange(taps, device=device, dtype=torch.float64)
+    weights = torch.where(position < high[..., None], _bicubic((position - centre[..., None] + 0.5) * inverse[..., None]),
+                          torch.zeros_like(position))
+    total = torch.zeros_like(centre)
+    for tap in range(taps):  # PIL sums the taps in order
+        total = total + weights[..., tap]
+    scaled = weights / torch.where(total != 0.0, total, torch.ones_like(total))[..., None] * (1 << PRECISION_BITS)
+    fixed = torch.where(scaled < 0, torch.trunc(scaled - 0.5), torch.trunc(scaled + 0.5))
+    return low.long(), fixed.int()
 
 
 def chunk_bytes(device: torch.device) -> int:
@@ -55,8 +111,8 @@ class ResizeGroup:
     while an epoch is planned and on the device afterwards (pipelines.iteration.upload_indices)."""
 
     vertical: bool
-    views: np.ndarray | torch.Tensor
-    """(m,) the views' rows in the iteration."""
+    views: np.ndarray | torch.Tensor | None
+    """(m,) the views' rows in the iteration; None: all of them, in order."""
     sources: np.ndarray | torch.Tensor
     """(m,) each view's crop: its position in the chunk."""
     top: np.ndarray | torch.Tensor
@@ -140,6 +196,41 @@ def _chunks(heights: np.ndarray, widths: np.ndarray, size: int, budget: int) -> 
     return chunks
 
 
+def columns_of(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (n, H, W, 3) images laid out as lines of columns, (n, W, H * 3): the horizontal pass reads
+    whole columns as rows."""
+    count, height, width, _ = images.shape
+    return images.permute(0, 2, 1, 3).reshape(count, width, height * 3)
+
+
+class TapTables:
+    """PIL's taps for every box length from 1 to `longest` resized to `size`, flipped and not, made
+    once: a view's taps are then a gather by its box's length, not a computation of their own
+    (in-memory images, whose boxes are never longer than the images)."""
+
+    def __init__(self, longest: int, size: int, device: torch.device) -> None:
+        low, weights = pil_taps(torch.arange(longest + 1, device=device).clamp(min=1), size, longest)
+        self.lengths = longest + 1
+        self.low = torch.cat([low, low.flip(1)])
+        """(2 (longest + 1), size): row `length`, then row `longest + 1 + length` flipped."""
+        self.weights = torch.cat([weights, weights.flip(1)])
+
+    def __call__(self, lengths: torch.Tensor, longest: int, size: int,
+                 flip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = lengths if flip is None else lengths + flip.long() * self.lengths
+        return self.low.index_select(0, rows), self.weights.index_select(0, rows)
+
+
+def resize_resident(columns: torch.Tensor, tables: TapTables, boxes: torch.Tensor, image: torch.Tensor,
+                    flip: torch.Tensor, size: int) -> torch.Tensor:
+    """Views of in-memory S x S images, their `columns_of` kept on the device: view i is image
+    `image[i]`'s box `boxes[i]` (top, left, height, width), resized to `size` and flipped where `flip`.
+    A box is never taller than the view, so every view starts horizontally, as PIL does."""
+    height = columns.shape[2] // 3
+    group = ResizeGroup(False, None, image, boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], (height, height))
+    return _width_first(columns, group, flip, size, tables)
+
+
 def resize_views(crops: list[torch.Tensor], plan: ResizePlan, flip: torch.Tensor, size: int,
                  views: int) -> torch.Tensor:
     """uint8 (h, w, 3) decoded crops -> uint8 (views, size, size, 3): each view's box resized with PIL's
@@ -148,7 +239,8 @@ def resize_views(crops: list[torch.Tensor], plan: ResizePlan, flip: torch.Tensor
     for chunk in plan.chunks:
         padded = _padded([crops[s] for s in chunk.samples], chunk)
         for group in chunk.groups:
-            resized = (_height_first if group.vertical else _width_first)(padded, group, flip.index_select(0, group.views),
+            first = padded if group.vertical else columns_of(padded)
+            resized = (_height_first if group.vertical else _width_first)(first, group, flip.index_select(0, group.views),
                                                                           size)
             out.index_copy_(0, group.views, resized)
     return out
@@ -171,19 +263,38 @@ def _pass(pixels: torch.Tensor, low: torch.Tensor, weights: torch.Tensor, source
           offset: torch.Tensor) -> torch.Tensor:
     """One of PIL's passes along the middle axis of uint8 (n, L, R) pixels for m views: view i reads
     lines `offset[i]` onwards of `pixels[source[i]]`. In PIL's own integer arithmetic: each output
-    line's taps (whole lines of R values, gathered as rows) times their 22-bit weights, plus one half,
-    shifted down and clipped to uint8; (m, out, R). The sums stay below 2^31, as PIL's int32 sums do."""
+    line's taps (whole lines of R values, gathered as rows) times their 22-bit weights, summed, plus
+    one half, shifted down and clipped to uint8; (m, out, R). Integer sums do not depend on their
+    order, and every partial sum stays below 2^31, as PIL's int32 sums do; so the taps are gathered
+    and summed in as few groups as GPU_TAP_GROUP_BYTES allows on the GPU, one by one on the CPU."""
     count, length, width = pixels.shape
+    views, out, taps = weights.shape
+    if length <= DENSE_AXIS:
+        return _dense_pass(pixels, low, weights, source, offset)
     lines = pixels.reshape(count * length, width)
-    taps = weights.shape[2]
     along = offset[None, :, None] + low[None] + torch.arange(taps, device=low.device)[:, None, None]
     index = (source * length)[None, :, None] + along.clamp_(max=length - 1)
-    per_tap = weights.permute(2, 0, 1).unsqueeze(-1).contiguous()
-    total = torch.full((low.shape[0], low.shape[1], width), 1 << (PRECISION_BITS - 1), dtype=torch.int32,
-                       device=pixels.device)
-    for tap in range(taps):
-        total += per_tap[tap] * lines.index_select(0, index[tap].reshape(-1)).view(total.shape)
-    return (total >> PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
+    per_tap = weights.permute(2, 0, 1).unsqueeze(-1)
+    group = max(1, GPU_TAP_GROUP_BYTES // max(1, views * out * width * 4)) if pixels.device.type != "cpu" else 1
+    total = None
+    for start in range(0, taps, group):
+        picked = lines.index_select(0, index[start:start + group].reshape(-1)).view(-1, views, out, width)
+        part = (picked * per_tap[start:start + group]).sum(0, dtype=torch.int32)
+        total = part if total is None else total.add_(part)
+    return ((total + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
+
+
+def _dense_pass(pixels: torch.Tensor, low: torch.Tensor, weights: torch.Tensor, source: torch.Tensor,
+                offset: torch.Tensor) -> torch.Tensor:
+    """`_pass` for a short axis: each view's taps placed in a dense (out, L) matrix and applied as one
+    batched float64 product. The weights are the same integers and every sum stays below 2^31, so
+    float64 holds the products and sums exactly, and flooring after the shift by 2^22 is PIL's."""
+    length = pixels.shape[1]
+    position = (offset[:, None, None] + low[..., None] + torch.arange(weights.shape[2], device=low.device))
+    matrices = torch.zeros(*low.shape, length, dtype=torch.float64, device=low.device)
+    matrices.scatter_add_(2, position.clamp_(max=length - 1), weights.double())
+    total = torch.bmm(matrices, pixels.index_select(0, source).double())
+    return torch.floor((total + (1 << (PRECISION_BITS - 1))) * 2.0 ** -PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
 
 
 def _taps(lengths: torch.Tensor, longest: int, size: int, flip: torch.Tensor | None = None):
@@ -194,13 +305,15 @@ def _taps(lengths: torch.Tensor, longest: int, size: int, flip: torch.Tensor | N
     return torch.where(flipped, low.flip(1), low), torch.where(flipped[..., None], weights.flip(1), weights)
 
 
-def _width_first(padded: torch.Tensor, group: ResizeGroup, flip: torch.Tensor, size: int) -> torch.Tensor:
-    count, height, width, _ = padded.shape
-    columns = padded.permute(0, 2, 1, 3).reshape(count, width, height * 3)
-    across = _pass(columns, *_taps(group.width, group.longest[1], size, flip), group.sources, group.left)
+def _width_first(columns: torch.Tensor, group: ResizeGroup, flip: torch.Tensor, size: int,
+                 taps: Callable[..., tuple[torch.Tensor, torch.Tensor]] = _taps) -> torch.Tensor:
+    """Horizontal pass on `columns_of` the sources, then the vertical pass; `taps` makes each view's
+    taps (computed, or gathered from TapTables)."""
+    height = columns.shape[2] // 3
+    across = _pass(columns, *taps(group.width, group.longest[1], size, flip), group.sources, group.left)
     rows = across.view(-1, size, height, 3).permute(0, 2, 1, 3).reshape(-1, height, size * 3)
     own = torch.arange(rows.shape[0], device=rows.device)
-    return _pass(rows, *_taps(group.height, group.longest[0], size), own, group.top).view(-1, size, size, 3)
+    return _pass(rows, *taps(group.height, group.longest[0], size), own, group.top).view(-1, size, size, 3)
 
 
 def _height_first(padded: torch.Tensor, group: ResizeGroup, flip: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,14 +1,15 @@
-"""Per-view parameters of one RandAugment slot, as the augmentation's slot stages read them.
+"""Per-view parameters of one RandAugment slot, as the augmentation's slot kernels read them.
 
 A slot applies at most one op to a view. Each op of `pipelines.ops.RAND_OPS` runs on one of six
 stages (a resampling warp, an ImageEnhance blend, autocontrast, a point table, equalisation, a
 filled box) and writes that stage's parameters for the views that drew it; `stage` says which stage
-a view runs, and NO_STAGE leaves the view as it is.
+a view runs, and NO_STAGE leaves the view as it is. Which columns exist, and the values that leave a
+view as it is, are the kernels' declarations (pipelines.slot_kernels).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from enum import IntEnum
+from typing import Iterable
 
 import numpy as np
 
@@ -27,33 +28,21 @@ IDENTITY_AFFINE = np.array([1, 0, 0, 0, 1, 0], np.float64)
 POSTERIZE_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
-@dataclass
 class SlotParams:
-    stage: np.ndarray
-    """(n,) float64: the `Stage` the view runs in this slot, or NO_STAGE."""
-    affine: np.ndarray
-    """(n, 6) float64: PIL's affine data (a, b, c, d, e, f): output pixel (x, y) samples input
-    (a x + b y + c, d x + e y + f), pixel centres at half-integers (WARP)."""
-    enhance: np.ndarray
-    """(n, 4) float64: ImageEnhance factor f and the degenerate image's parts: grey L, its rounded
-    mean, the SMOOTH-filtered image; out = D + f (x - D) (ENHANCE)."""
-    point: np.ndarray
-    """(n,) float64: offset of the view's table in `point_tables()` (POINT)."""
-    cutout: np.ndarray
-    """(n, 4) float64: top, left, bottom, right (exclusive) of the filled box (CUTOUT)."""
+    """A slot's columns for n views, by name (`params.affine`: (n, 6) float64), each starting at the
+    value that leaves a view as it is; the ops write the rows of the views that drew them."""
 
-    @classmethod
-    def identity(cls, n: int) -> SlotParams:
-        return cls(
-            stage=np.full(n, NO_STAGE, np.float64),
-            affine=np.tile(IDENTITY_AFFINE, (n, 1)),
-            enhance=np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1)),
-            point=np.zeros(n, np.float64),
-            cutout=np.zeros((n, 4), np.float64),
-        )
+    def __init__(self, n: int, identities: Iterable[tuple[str, int, tuple[float, ...]]]) -> None:
+        """`identities`: each column's name, width and identity value(s)."""
+        self.columns = {name: np.array(np.broadcast_to(np.asarray(identity, np.float64), (n, width)).squeeze(1)
+                                       if width == 1 else np.broadcast_to(np.asarray(identity, np.float64), (n, width)))
+                        for name, width, identity in identities}
 
-    def arrays(self) -> list[np.ndarray]:
-        return [getattr(self, f.name) for f in fields(self)]
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def running_coordinates(affine: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,12 +15,13 @@ Both give the same pixels, since every step treats each view on its own.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
-from pipelines.slot import Stage
+from pipelines import slot_kernels
 from pipelines.table import JITTER_SLOTS, Table
 
 Take = Callable[[str], Table]
@@ -30,7 +31,6 @@ DENSE_MAX_SIZE = 64
 pixels: at 32 pixels (CIFAR) 4,096 views are 12 MB, well under the cost of the launches a step
 makes; at 224 pixels (ImageNet-LT) 1,024 views are 150 MB per uint8 pass and several times that in
 float32, so a step that most views skip costs far more run on all of them."""
-SLOT_STEPS = ("warp", "enhance", "tabled", "cutout")
 
 
 def step_predicates(num_slots: int, blur: bool) -> dict[str, Callable[[Take], Table]]:
@@ -43,19 +43,18 @@ def step_predicates(num_slots: int, blur: bool) -> dict[str, Callable[[Take], Ta
     if blur:
         predicates["blur"] = lambda take: take("blur_active") > 0
     for s in range(num_slots):
-        def stage_is(*stages: Stage, s: int = s) -> Callable[[Take], Table]:
-            def mask(take: Take) -> Table:
-                stage = take(f"slot{s}_stage")
-                found = stage == stages[0]
-                for other in stages[1:]:
-                    found = found | (stage == other)
-                return found
-            return mask
-        predicates[f"slot{s}_warp"] = stage_is(Stage.WARP)
-        predicates[f"slot{s}_enhance"] = stage_is(Stage.ENHANCE)
-        predicates[f"slot{s}_tabled"] = stage_is(Stage.AUTOCONTRAST, Stage.POINT, Stage.EQUALIZE)
-        predicates[f"slot{s}_cutout"] = stage_is(Stage.CUTOUT)
+        for kernel in slot_kernels.SLOT_KERNELS:
+            predicates[f"slot{s}_{kernel.name}"] = functools.partial(_runs, f"slot{s}_stage", kernel.stages)
     return predicates
+
+
+def _runs(column: str, stages: tuple[int, ...], take: Take) -> Table:
+    """Whether each view's slot stage (`column`) is one of `stages`."""
+    stage = take(column)
+    found = stage == stages[0]
+    for other in stages[1:]:
+        found = found | (stage == other)
+    return found
 
 
 def step_masks(take: Take, num_slots: int, blur: bool) -> dict[str, Table]:

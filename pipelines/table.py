@@ -17,7 +17,8 @@ import torch
 from pipelines.blur import box_weights
 from pipelines.ops import RAND_OPS
 from pipelines.params import ViewParams
-from pipelines.slot import SlotParams, running_coordinates
+from pipelines.slot import SlotParams
+from pipelines import slot_kernels
 
 PRE_HUE_SLOTS = 3
 """ColorJitter runs brightness, contrast, saturation and hue in a per-sample order. Three blend
@@ -30,11 +31,8 @@ Table = np.ndarray | torch.Tensor
 BASE_COLUMNS = (("image", 1), ("crop", 4), ("flip", 1), ("jitter_factor", JITTER_SLOTS),
                 ("jitter_grey", JITTER_SLOTS), ("jitter_mean", JITTER_SLOTS), ("hue_shift", 1),
                 ("hue_active", 1), ("grayscale", 1))
-SLOT_COLUMNS = (("stage", 1), ("affine", 6), ("enhance", 4), ("point", 1), ("cutout", 4))
 BLUR_COLUMNS = (("blur_active", 1), ("blur_radius", 1), ("blur_ww", 1), ("blur_fw", 1))
 """PIL's box radius and fixed-point weights of a view's Gaussian blur (pipelines.blur), for recipes with blur."""
-PER_PIXEL_SLOT_COLUMNS = ("columns", "rows")
-"""PIL's tabulated source columns and rows for the slot's warp without shear (one per pixel)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class Layout:
 
     @property
     def groups(self) -> tuple[tuple[str, int], ...]:
-        per_slot = SLOT_COLUMNS + tuple((name, self.size) for name in PER_PIXEL_SLOT_COLUMNS)
+        per_slot = tuple((column.name, column.width or self.size) for column in slot_kernels.slot_columns())
         slots = tuple((f"slot{s}_{name}", width) for s in range(self.num_slots) for name, width in per_slot)
         return BASE_COLUMNS + (BLUR_COLUMNS if self.blur else ()) + slots
 
@@ -97,11 +95,9 @@ def view_table(view: ViewParams, image_index: np.ndarray, size: int) -> np.ndarr
         put("blur_ww", ww)
         put("blur_fw", fw)
     for s in range(view.num_slots):
-        slot = _slot(view, s, (size, size))
-        for name, values in zip((name for name, _ in SLOT_COLUMNS), slot.arrays()):
-            put(f"slot{s}_{name}", values)
-        for name, values in zip(PER_PIXEL_SLOT_COLUMNS, running_coordinates(slot.affine, size)):
-            put(f"slot{s}_{name}", values)
+        columns = slot_kernels.derived_columns(_slot(view, s, (size, size)).columns, size)
+        for column in slot_kernels.slot_columns():
+            put(f"slot{s}_{column.name}", columns[column.name])
     return table
 
 
@@ -125,7 +121,7 @@ def _jitter_slots(view: ViewParams) -> tuple[np.ndarray, ...]:
 
 
 def _slot(view: ViewParams, s: int, size: tuple[int, int]) -> SlotParams:
-    params = SlotParams.identity(view.batch_size)
+    params = SlotParams(view.batch_size, slot_kernels.sampled_identities())
     for op_id, op in enumerate(RAND_OPS):
         rows = np.nonzero(view.op_applied[:, s] & (view.op_id[:, s] == op_id))[0]
         if len(rows):

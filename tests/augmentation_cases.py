@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from pipelines.dali_executor import DaliExecutor
+from pipelines.inputs import ResidentInput
 from pipelines.normalize import MEAN, STD
 from pipelines.params import AugParams, ViewParams
 from pipelines.plan import EpochPlan
@@ -44,7 +45,7 @@ def plain_view(n: int, slots: int, seed: int = 0, size: int = 32) -> dict[str, n
 def dali_views(images: np.ndarray, view: ViewParams) -> np.ndarray:
     """View 1 of the DALI CPU executor, de-normalised back to uint8 (float16 keeps it exact)."""
     n = len(images)
-    executor = DaliExecutor(images, size=images.shape[1], num_slots=view.num_slots, batch_size=n,
+    executor = DaliExecutor(ResidentInput(images), size=images.shape[1], num_slots=view.num_slots, batch_size=n,
                             device=torch.device("cpu"), threads=2)
     ((_, views),) = list(executor.epoch(EpochPlan(np.arange(n), n, AugParams(view, view))))
     return to_uint8(views[:n])

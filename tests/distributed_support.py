@@ -14,9 +14,8 @@ import torch.multiprocessing
 
 from bcl_dali.config import TrainConfig
 from bcl_dali.distributed import World
-from bcl_dali.executors import build_executor
-from bcl_dali.run_training import load_run_data
-from bcl_dali.trainer import Trainer
+from bcl_dali.train.executors import build_executor
+from bcl_dali.train.trainer import Trainer
 from pipelines.plan import share as plan_share
 
 CPU = torch.device("cpu")
@@ -72,12 +71,12 @@ def one_step(out: Path, method: str, views: torch.Tensor, indices: torch.Tensor,
     world.start(CPU)
     config = tiny_config(method, batch_size)
     with default_dtype(views.dtype):
-        trainer = Trainer(config, load_run_data(config), CPU, executor=None, world=world)
+        trainer = Trainer(config, config.load_data(), CPU, executor=None, world=world)
     initial = {name: value.clone() for name, value in trainer.model.state_dict().items()}
-    trainer.method.start_epoch(trainer.model, config)
+    trainer.method.start_epoch(trainer.model)
     share = plan_share(world.rank, world.size, len(indices))
     first, second = views.chunk(2)
-    loss = trainer.train_step(indices[share], torch.cat([first[share], second[share]]), trainer.contrast(len(indices)))
+    loss = trainer.train_step(indices[share], torch.cat([first[share], second[share]]), len(indices))
     torch.save({"loss": loss.detach(), "model": trainer.model.state_dict(), "initial": initial,
                 "ema": trainer.momentum.ema}, out / f"rank{world.rank}.pt")
 
@@ -88,7 +87,7 @@ def epochs(out: Path, method: str, batch_size: int, count: int, dtype: torch.dty
     world = World.from_environment()
     world.start(CPU)
     config = tiny_config(method, batch_size, count)
-    data = load_run_data(config)
+    data = config.load_data()
     with default_dtype(dtype):
         trainer = Trainer(config, data, CPU, build_executor(config, data, CPU, world), world)
     plans, planned = [], trainer.plan_epoch

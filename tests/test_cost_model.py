@@ -13,6 +13,7 @@ from nvidia.dali.ops import _registry
 from benchmarks.profile import StageTimer, _KernelCount, graph_census, iteration_census, pipeline_census
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
+from pipelines.inputs import ResidentInput
 from pipelines.plan import EpochPlan
 from tests.augmentation_cases import natural_images
 from tests.cli_support import run
@@ -126,7 +127,7 @@ def test_a_gpu_iteration_at_224_pixels_meets_the_targets():
 def test_stage_timer_times_every_stage():
     timer = StageTimer(torch.device("cpu"))
     images = natural_images(8, seed=0)
-    executor = DaliExecutor(images, size=32, num_slots=2, batch_size=4, device=torch.device("cpu"), threads=1,
+    executor = DaliExecutor(ResidentInput(images), size=32, num_slots=2, batch_size=4, device=torch.device("cpu"), threads=1,
                             timer=timer)
     rng = np.random.default_rng(0)
     list(executor.epoch(EpochPlan(np.arange(8), 4, BoostPolicy(2).sample(rng.random(8), rng, (32, 32)))))

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
-from bcl_dali.data import load_data
+from bcl_dali.data import ArrayImages, load_data
 from bcl_dali.policy import BoostPolicy, crop_boxes
 from pipelines.augment import Augmentation
 from pipelines.dali_executor import DaliExecutor
+from pipelines.inputs import ResidentInput
 from pipelines.ops import RAND_OPS
 from pipelines.params import AugParams, ViewParams
 from pipelines.plan import EpochPlan
@@ -33,7 +34,7 @@ CHAIN_TOLERANCE = 1.5
 def real_looking() -> np.ndarray:
     """Blobs with noise and the built-in data set's textured objects: saturated colours, gradients,
     edges, every HSV sector, so every op changes them."""
-    synthetic = load_data("synthetic-lt", num_classes=100, seed=0).train.images
+    synthetic = load_data("synthetic-lt", num_classes=100, seed=0).train.images.pixels
     return np.concatenate([natural_images(48, seed=1), synthetic[:: len(synthetic) // 48][:48]])
 
 
@@ -183,12 +184,12 @@ def test_view_statistics_agree_with_the_reference_executor(weight):
     """Per-channel means and stds of every view, and how far a sample's two views are apart, at the
     weights BCL produces: KS tests do not tell the executors apart, and the augmentation is real
     (the two views of a sample differ, more at higher weight)."""
-    images = load_data("synthetic-lt", num_classes=100, seed=0).train.images[:192]
+    images = load_data("synthetic-lt", num_classes=100, seed=0).train.images.pixels[:192]
     rng = np.random.default_rng(8)
     plan = EpochPlan(np.arange(192), 192, BoostPolicy(2).sample(np.full(192, weight), rng, (32, 32)))
-    (_, dali), = DaliExecutor(images, size=32, num_slots=2, batch_size=192, device=torch.device("cpu"),
+    (_, dali), = DaliExecutor(ResidentInput(images), size=32, num_slots=2, batch_size=192, device=torch.device("cpu"),
                               threads=2).epoch(plan)
-    (_, reference), = ReferenceExecutor(images, size=32).epoch(plan)
+    (_, reference), = ReferenceExecutor(ArrayImages(images), size=32).epoch(plan)
     ours, theirs = _view_statistics(dali), _view_statistics(reference)
     for name in ours:
         for channel in range(ours[name].shape[-1] if ours[name].ndim > 1 else 1):
@@ -223,7 +224,7 @@ def _plan(order: np.ndarray, batch: int, weights: float, seed: int) -> EpochPlan
 
 
 def _small_executor(images: np.ndarray, together: int) -> DaliExecutor:
-    return DaliExecutor(images, size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2,
+    return DaliExecutor(ResidentInput(images), size=32, num_slots=1, batch_size=8, device=torch.device("cpu"), threads=2,
                         batches_together=together)
 
 
@@ -268,7 +269,7 @@ def test_an_epoch_left_early_does_not_leak_into_the_next(together):
 
 def test_views_are_one_float16_channels_last_tensor():
     images = natural_images(6, seed=8)
-    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=6, device=torch.device("cpu"), threads=2)
+    executor = DaliExecutor(ResidentInput(images), size=32, num_slots=1, batch_size=6, device=torch.device("cpu"), threads=2)
     ((indices, views),) = list(executor.epoch(_plan(np.arange(6), 6, 0.5, seed=3)))
     assert views.shape == (12, 3, 32, 32) and views.dtype == torch.float16
     assert views.is_contiguous(memory_format=torch.channels_last)  # NHWC memory, no permute copy
@@ -284,16 +285,16 @@ def test_float32_views_are_the_reference_executors_bit_for_bit():
     images = natural_images(24, seed=10)
     rng = np.random.default_rng(10)
     plan = EpochPlan(rng.permutation(24), 10, BoostPolicy(2).sample(rng.random(24), rng, (32, 32)))
-    dali = DaliExecutor(images, size=32, num_slots=2, batch_size=10, device=torch.device("cpu"), threads=2,
+    dali = DaliExecutor(ResidentInput(images), size=32, num_slots=2, batch_size=10, device=torch.device("cpu"), threads=2,
                         dtype=torch.float32)
     batches = [(indices, views.clone()) for indices, views in dali.epoch(plan)]
-    for (indices, views), (expected_indices, expected) in zip(batches, ReferenceExecutor(images).epoch(plan)):
+    for (indices, views), (expected_indices, expected) in zip(batches, ReferenceExecutor(ArrayImages(images)).epoch(plan)):
         assert views.dtype == torch.float32 and torch.equal(indices, expected_indices)
         assert torch.equal(views, expected)
 
 
 def test_plan_with_other_slot_count_is_refused():
-    executor = DaliExecutor(natural_images(4), size=32, num_slots=2, batch_size=4, device=torch.device("cpu"),
+    executor = DaliExecutor(ResidentInput(natural_images(4)), size=32, num_slots=2, batch_size=4, device=torch.device("cpu"),
                             threads=1)
     with pytest.raises(ValueError, match="op slots"):
         next(executor.epoch(_plan(np.arange(4), 4, 0.5, seed=0)))
@@ -327,11 +328,11 @@ def test_shuffled_order_rows_match_the_pil_executor_row_for_row(together):
     assert (order != np.arange(n)).sum() >= n - 3
     params = BoostPolicy(2).sample(rng.random(n), rng, (32, 32))
     plan = EpochPlan(order, batch, params)
-    executor = DaliExecutor(images, size=32, num_slots=2, batch_size=batch, device=torch.device("cpu"), threads=2,
+    executor = DaliExecutor(ResidentInput(images), size=32, num_slots=2, batch_size=batch, device=torch.device("cpu"), threads=2,
                             dtype=torch.float32, batches_together=together)
     dali = [(indices, views.clone()) for indices, views in executor.epoch(plan)]
-    pil = list(ReferenceExecutor(images).epoch(plan))
-    identity = list(ReferenceExecutor(images).epoch(EpochPlan(np.arange(n), batch, params)))
+    pil = list(ReferenceExecutor(ArrayImages(images)).epoch(plan))
+    identity = list(ReferenceExecutor(ArrayImages(images)).epoch(EpochPlan(np.arange(n), batch, params)))
     assert len(dali) == len(pil) == len(identity) == plan.num_batches == 3
     rows_unlike_identity = 0
     for b, ((indices, views), (pil_indices, pil_views), (_, identity_views)) in enumerate(zip(dali, pil, identity)):

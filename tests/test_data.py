@@ -34,7 +34,7 @@ def test_synthetic_training_set_follows_the_cifar100_lt_profile(synthetic: LongT
     assert len(synthetic.train) == len(synthetic.train_indices) == 9754
     pool = load_pool("synthetic-lt")
     np.testing.assert_array_equal(synthetic.train.labels, pool.labels[synthetic.train_indices])
-    assert synthetic.train.images.shape == (9754, 32, 32, 3) and synthetic.train.images.dtype == np.uint8
+    assert synthetic.train.images.pixels.shape == (9754, 32, 32, 3) and synthetic.train.images.pixels.dtype == np.uint8
 
 
 def test_synthetic_probe_and_test_sets_are_balanced(synthetic: LongTailedData) -> None:
@@ -49,22 +49,22 @@ def test_synthetic_probe_and_test_sets_are_balanced(synthetic: LongTailedData) -
 
 def test_synthetic_pixels_depend_only_on_seed_and_index() -> None:
     pool = load_pool("synthetic-lt", seed=7)
-    first, second = pool.images(np.arange(0, 600)), pool.images(np.arange(300, 900))
+    first, second = pool.images(np.arange(0, 600)).pixels, pool.images(np.arange(300, 900)).pixels
     np.testing.assert_array_equal(first[300:], second[:300])
-    np.testing.assert_array_equal(pool.images(np.array([599, 2, 450]))[[2, 0]], first[[450, 599]])
-    np.testing.assert_array_equal(load_pool("synthetic-lt", seed=7).images(np.arange(600)), first)
-    other = load_pool("synthetic-lt", seed=8).images(np.arange(600))
+    np.testing.assert_array_equal(pool.images(np.array([599, 2, 450])).pixels[[2, 0]], first[[450, 599]])
+    np.testing.assert_array_equal(load_pool("synthetic-lt", seed=7).images(np.arange(600)).pixels, first)
+    other = load_pool("synthetic-lt", seed=8).images(np.arange(600)).pixels
     assert np.mean(other != first) > 0.5
 
 
 def test_synthetic_data_is_byte_identical_for_a_seed() -> None:
     one, two = (load_data("synthetic-lt", num_classes=10, seed=3) for _ in range(2))
     for part in ("train", "probe", "test"):
-        assert getattr(one, part).images.tobytes() == getattr(two, part).images.tobytes()
+        assert getattr(one, part).images.pixels.tobytes() == getattr(two, part).images.pixels.tobytes()
     assert all(np.array_equal(a, b) for size in one.shots for a, b in zip(one.shots[size], two.shots[size]))
     reseeded = load_data("synthetic-lt", num_classes=10, seed=4)
     np.testing.assert_array_equal(reseeded.train_indices, one.train_indices)
-    assert reseeded.train.images.tobytes() != one.train.images.tobytes()
+    assert reseeded.train.images.pixels.tobytes() != one.train.images.pixels.tobytes()
 
 
 def test_synthetic_classes_are_not_separable_by_pixels_or_colour(synthetic: LongTailedData) -> None:
@@ -81,8 +81,8 @@ def test_synthetic_classes_are_not_separable_by_pixels_or_colour(synthetic: Long
     def mean_colour(images: np.ndarray) -> np.ndarray:
         return images.reshape(len(images), -1, 3).mean(1)
 
-    pixels = nearest_mean_accuracy(flat(synthetic.probe.images), flat(synthetic.test.images))
-    colour = nearest_mean_accuracy(mean_colour(synthetic.probe.images), mean_colour(synthetic.test.images))
+    pixels = nearest_mean_accuracy(flat(synthetic.probe.images.pixels), flat(synthetic.test.images.pixels))
+    colour = nearest_mean_accuracy(mean_colour(synthetic.probe.images.pixels), mean_colour(synthetic.test.images.pixels))
     assert pixels < 0.05
     assert colour < 0.03
 
@@ -171,7 +171,7 @@ def test_cifar_folder_loads_as_a_long_tailed_set(tmp_path: Path, monkeypatch: py
     np.testing.assert_array_equal(data.probe.images, images)
     assert list(data.shots) == [10] and len(data.shots[10]) == 5
     np.testing.assert_array_equal(data.test.images, images[:num_classes * 2])
-    assert data.test.images.flags.c_contiguous
+    assert data.test.images.pixels.flags.c_contiguous
 
 
 def test_cifar_split_file_is_validated_against_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,9 @@ import torch
 
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
-from bcl_dali.optimizers import LARS, scaled_lr
+from bcl_dali.train.optimizers import LARS, scaled_lr
 from bcl_dali.policy import BoostPolicy
-from bcl_dali.trainer import _check_batches
+from bcl_dali.train.trainer import _check_batches
 from pipelines.plan import EpochPlan
 from tests.cli_support import run
 from tests.distributed_support import epochs, free_port, one_step, spawn

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bcl_dali.checkpoint import load_checkpoint, save_checkpoint
-from bcl_dali.evaluate import per_class_accuracy
-from bcl_dali.probe import linear_probe, predict
+from bcl_dali.runs.checkpoint import load_checkpoint, save_checkpoint
+from bcl_dali.eval.protocol import per_class_accuracy
+from bcl_dali.eval.probe import linear_probe, predict
 from split import class_groups, group_accuracy, load_index_file
 from tests.cli_support import assert_one_line_error, run
 
@@ -151,12 +151,14 @@ def test_top5_counts_a_label_among_the_five_highest_scores() -> None:
 
 def test_features_are_extracted_without_autocast(monkeypatch) -> None:
     """The official evaluation extracts in fp32; fails if extract_features enters an autocast region."""
-    from bcl_dali.features import extract_features
+    from bcl_dali.data import ArrayImages
+    from bcl_dali.eval.features import extract_features
     from bcl_dali.methods import METHODS
 
     def refuse(*args, **kwargs):
         raise AssertionError("autocast during feature extraction")
 
     monkeypatch.setattr(torch, "autocast", refuse)
-    features = extract_features(METHODS["simclr"].build_model("resnet18", 16), np.zeros((3, 32, 32, 3), np.uint8), torch.device("cpu"))
+    features = extract_features(METHODS["simclr"]().build_model("resnet18", 16), ArrayImages(np.zeros((3, 32, 32, 3), np.uint8)),
+                                torch.device("cpu"), size=32)
     assert features.dtype == torch.float32 and features.shape[0] == 3

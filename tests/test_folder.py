@@ -15,21 +15,21 @@ import torchvision.transforms.functional as F
 from PIL import Image, ImageFilter
 from torchvision.transforms import InterpolationMode
 
-from bcl_dali.checkpoint import load_checkpoint
+from bcl_dali.runs.checkpoint import load_checkpoint
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import load_data
 from bcl_dali.data.folder import FolderLists
-from bcl_dali.data.jpeg_folder import write_jpeg_folder
-from bcl_dali.errors import UserError
+from bcl_dali.data.generated_jpegs import write_jpeg_folder
 from bcl_dali.policy import BoostPolicy
-from bcl_dali.run_training import probe_shot
+from bcl_dali.training import probe_shot
 from models.resnet import resnet
 from pipelines.blur import SIGMA_RANGE, box_weights, gaussian_blur
-from pipelines.dali_folder import DaliFolderExecutor
+from pipelines.dali_executor import DaliExecutor
+from pipelines.inputs import FileInput
+from pipelines.iteration import upload_indices
 from pipelines.normalize import MEAN, STD
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
-from pipelines.iteration import upload_indices
 from pipelines.resize import plan_resize, resize_views, vertical_first
 from split import class_groups
 from tests.cli_support import assert_one_line_error, run
@@ -212,7 +212,7 @@ def test_dali_decodes_and_augments_as_the_pil_reference(folder, k):
                                                                       (files.heights[order], files.widths[order]))
     assert 0.3 < (params.view1.blur > 0).mean() < 0.7
     plan = EpochPlan(order, 48, params)
-    dali = DaliFolderExecutor(files, size=SIZE, num_slots=k, batch_size=48, device=torch.device("cpu"), threads=2,
+    dali = DaliExecutor(FileInput(files), size=SIZE, num_slots=k, batch_size=48, device=torch.device("cpu"), threads=2,
                               dtype=torch.float32, blur=True)
     reference = ReferenceExecutor(files, size=SIZE)
     batches = 0
@@ -243,10 +243,10 @@ def test_the_fingerprint_reads_no_pixels(folder, monkeypatch):
 
     monkeypatch.setattr(type(files), "open", refuse)
     monkeypatch.setattr(type(files), "read", refuse)
-    before = files.fingerprint()
+    before = files.identity()
     changed = type(files)(files.root, files.paths, files.heights, files.widths, files.bytes,
                           files.mtimes + np.eye(1, len(files), 7, dtype=np.int64)[0])
-    assert changed.fingerprint() != before
+    assert changed.identity() != before
 
 
 def test_the_recipe_is_the_papers_imagenet_lt_setting():
@@ -334,7 +334,7 @@ def test_an_epoch_left_early_keeps_no_files_lent(folder):
     order = rng.permutation(len(files))[:64]
     plan = EpochPlan(order, 8, BoostPolicy(0, crop_scale=(0.08, 1.0), blur=True).sample(
         rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
-    executor = DaliFolderExecutor(files, size=SIZE, num_slots=0, batch_size=8, device=torch.device("cpu"), threads=2,
+    executor = DaliExecutor(FileInput(files), size=SIZE, num_slots=0, batch_size=8, device=torch.device("cpu"), threads=2,
                                   blur=True)
     batches = executor.epoch(plan)
     for _ in range(3):
@@ -342,4 +342,4 @@ def test_an_epoch_left_early_keeps_no_files_lent(folder):
     batches.close()
     short = EpochPlan(order[:16], 8, plan.params.select(slice(0, 16)))
     assert len(list(executor.epoch(short))) == 2
-    assert executor._lent == {}
+    assert executor.input._lent == {}

@@ -4,7 +4,6 @@ ignore. Each test names the defect it catches."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from benchmarks.folder_memory import compare
 from bcl_dali.data import load_data
 from bcl_dali.data.files import ImageFiles
 from bcl_dali.data.folder import FolderLists
-from bcl_dali.data.jpeg_folder import write_jpeg_folder
+from bcl_dali.data.generated_jpegs import write_jpeg_folder
 from tests.cli_support import assert_error_after_progress, assert_one_line_error, run
 
 LONG_TAILED_TREE = [120, 60, 30, 15, 8, 4]

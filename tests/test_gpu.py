@@ -10,15 +10,14 @@ from benchmarks.handoff_stress import stress_handoff
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import load_data
 from bcl_dali.data.folder import FolderLists
-from bcl_dali.data.jpeg_folder import write_jpeg_folder
-from bcl_dali.executors import build_executor
-from bcl_dali.meter import RunningMean
+from bcl_dali.data.generated_jpegs import write_jpeg_folder
+from bcl_dali.train.executors import build_executor
+from bcl_dali.train.meter import RunningMean
 from bcl_dali.policy import BoostPolicy
-from bcl_dali.run_training import load_run_data
-from bcl_dali.show import denormalize
-from bcl_dali.trainer import Trainer
+from bcl_dali.report.views import denormalize
+from bcl_dali.train.trainer import Trainer
 from pipelines.dali_executor import DaliExecutor, epoch_table
-from pipelines.dali_folder import DaliFolderExecutor
+from pipelines.inputs import FileInput, ResidentInput
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
 from tests.augmentation_cases import natural_images, reference_views
@@ -41,9 +40,9 @@ def test_gpu_graph_computes_the_cpu_graphs_numbers(k):
     stage is integer or IEEE arithmetic in separate kernels, so the devices agree bit for bit."""
     images = natural_images(200, seed=k)
     plans = [_plan(200, k, seed=k + epoch, batch=20) for epoch in range(2)]
-    on_gpu = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
+    on_gpu = DaliExecutor(ResidentInput(images), size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
                           batches_together=3)
-    on_cpu = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=torch.device("cpu"), threads=2,
+    on_cpu = DaliExecutor(ResidentInput(images), size=32, num_slots=k, batch_size=20, device=torch.device("cpu"), threads=2,
                           dtype=torch.float32)
     for plan in plans:
         gpu_batches = [(i.cpu(), views.cpu()) for i, views in on_gpu.epoch(plan)]
@@ -74,9 +73,9 @@ def test_the_augmentation_replayed_from_a_cuda_graph_is_the_eager_one(k):
     eager ones bit for bit, and each shape is captured once."""
     images = natural_images(200, seed=k)
     plans = [_plan(200, k, seed=k + epoch, batch=20) for epoch in range(2)]
-    graphed = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
+    graphed = DaliExecutor(ResidentInput(images), size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
                            batches_together=3, graph=True)
-    eager = DaliExecutor(images, size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
+    eager = DaliExecutor(ResidentInput(images), size=32, num_slots=k, batch_size=20, device=CUDA, threads=2, dtype=torch.float32,
                          batches_together=3)
     for plan in plans:
         for (i, views), (j, expected) in zip([(i, v.clone()) for i, v in graphed.epoch(plan)],
@@ -94,7 +93,7 @@ def test_the_graphed_step_trains_as_the_eager_step(method):
     for graphs in ("none", "step"):
         config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=10, width=16, batch_size=64,
                              epochs=3, device="cuda", cuda_graphs=graphs).resolve()
-        data = load_run_data(config)
+        data = config.load_data()
         trainer = Trainer(config, data, CUDA, build_executor(config, data, CUDA))
         losses = [trainer.train_epoch().loss for _ in range(3)]
         runs.append((losses, trainer.momentum.ema.clone(), trainer))
@@ -113,7 +112,7 @@ def test_a_folder_epoch_at_large_views_never_synchronises_with_the_host(tmp_path
     order = rng.permutation(len(files))
     plan = EpochPlan(order, 24, BoostPolicy(2, crop_scale=(0.08, 1.0), blur=True).sample(
         rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
-    executor = DaliFolderExecutor(files, size=96, num_slots=2, batch_size=24, device=CUDA, threads=2,
+    executor = DaliExecutor(FileInput(files), size=96, num_slots=2, batch_size=24, device=CUDA, threads=2,
                                   batches_together=1, blur=True)
     list(executor.epoch(plan))  # every lazily made table and constant exists after a whole epoch
     batches = executor.epoch(plan)
@@ -131,7 +130,7 @@ def test_a_gpu_epoch_never_synchronises_with_the_host():
     """After an epoch's uploads (once per epoch) nothing reads back: the stages of the iterations
     DALI runs while the debug mode is on raise on any synchronisation, and DALI reports it."""
     images = natural_images(160, seed=3)
-    executor = DaliExecutor(images, size=32, num_slots=2, batch_size=16, device=CUDA, threads=2, batches_together=1)
+    executor = DaliExecutor(ResidentInput(images), size=32, num_slots=2, batch_size=16, device=CUDA, threads=2, batches_together=1)
     list(executor.epoch(_plan(160, 2, seed=3)))
     batches = executor.epoch(_plan(160, 2, seed=4))
     next(batches)
@@ -150,7 +149,7 @@ def test_views_reach_the_model_without_a_copy():
     executor's own memory. Fails if the step copies the views (e.g. a cast to the model's float32)."""
     config = TrainConfig(dataset="synthetic-lt", num_classes=3, width=16, batch_size=16, epochs=1,
                          device="cuda").resolve()
-    data = load_run_data(config)
+    data = config.load_data()
     trainer = Trainer(config, data, CUDA, build_executor(config, data, CUDA))
     plan, _ = trainer.plan_epoch()
     indices, views = next(iter(trainer.executor.epoch(plan)))
@@ -158,7 +157,7 @@ def test_views_reach_the_model_without_a_copy():
     received = []
     hook = trainer.model.register_forward_pre_hook(lambda module, args: received.append(args[0]))
     try:
-        trainer.train_step(indices, views, trainer.contrast(len(indices)))
+        trainer.train_step(indices, views, len(indices))
     finally:
         hook.remove()
     assert trainer.bf16 and len(received) == 1
@@ -172,8 +171,8 @@ def test_images_and_the_epoch_table_stay_on_the_gpu():
     the indices handed out are slices of the device-resident order. Fails if the table is kept on
     the host (then only the order's few hundred bytes are allocated on the device)."""
     images = natural_images(40, seed=1)
-    executor = DaliExecutor(images, size=32, num_slots=1, batch_size=16, device=CUDA, threads=2)
-    assert executor.augmentation.images.is_cuda
+    executor = DaliExecutor(ResidentInput(images), size=32, num_slots=1, batch_size=16, device=CUDA, threads=2)
+    assert executor.augmentation.columns.is_cuda
     plan = _plan(40, 1, seed=1)
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated(CUDA)
@@ -186,18 +185,18 @@ def test_images_and_the_epoch_table_stay_on_the_gpu():
 def test_training_step_never_synchronises_with_the_host():
     config = TrainConfig(method="bcl-d", dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
                          epochs=2, device="cuda").resolve()
-    trainer = Trainer(config, load_run_data(config), CUDA, executor=None)
+    trainer = Trainer(config, config.load_data(), CUDA, executor=None)
     trainer.momentum.end_epoch()
     views = torch.randn(32, 32, 32, 3, device=CUDA, dtype=torch.float16).permute(0, 3, 1, 2)
     indices = torch.arange(16, device=CUDA)
-    trainer.train_step(indices, views, trainer.contrast(16))
+    trainer.train_step(indices, views, 16)
     torch.cuda.synchronize()
     mean_loss = RunningMean(CUDA)
     torch.cuda.set_sync_debug_mode("error")
     try:
         trainer.model.prune(config.prune_ratio)
         for _ in range(3):
-            mean_loss.add(trainer.train_step(indices, views, trainer.contrast(16)))
+            mean_loss.add(trainer.train_step(indices, views, 16))
             mean_loss.peek()
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -223,7 +222,7 @@ def test_gpu_decodes_folders_as_pil_does(tmp_path, k, size):
     order = rng.permutation(len(files))
     plan = EpochPlan(order, 24, BoostPolicy(k, crop_scale=(0.08, 1.0), blur=True).sample(
         rng.random(len(order)), rng, (files.heights[order], files.widths[order])))
-    on_gpu = DaliFolderExecutor(files, size=size, num_slots=k, batch_size=24, device=CUDA, threads=2,
+    on_gpu = DaliExecutor(FileInput(files), size=size, num_slots=k, batch_size=24, device=CUDA, threads=2,
                                 dtype=torch.float32, batches_together=2, blur=True)
     batches = 0
     for (gpu_indices, gpu_views), (ref_indices, ref_views) in zip(on_gpu.epoch(plan), ReferenceExecutor(files, size).epoch(plan)):

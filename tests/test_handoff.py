@@ -12,6 +12,7 @@ import torch
 from bcl_dali.policy import BoostPolicy
 from pipelines.dali_executor import DaliExecutor
 from pipelines.handoff import MAX_HELD, HeldOutputs
+from pipelines.inputs import ResidentInput
 from pipelines.plan import EpochPlan
 from tests.augmentation_cases import natural_images
 
@@ -70,7 +71,7 @@ class FakePipeline:
 
 
 def _executor(iterations: int) -> tuple[DaliExecutor, FakePipeline, list[FakeMarker]]:
-    executor = DaliExecutor(natural_images(iterations * BATCH), size=32, num_slots=0, batch_size=BATCH,
+    executor = DaliExecutor(ResidentInput(natural_images(iterations * BATCH)), size=32, num_slots=0, batch_size=BATCH,
                             device=torch.device("cpu"), threads=1)
     markers: list[FakeMarker] = []
 

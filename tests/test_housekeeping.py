@@ -12,8 +12,7 @@ import pytest
 
 from bcl_dali import atomic
 from bcl_dali.config import TrainConfig
-from bcl_dali.run_training import load_run_data
-from bcl_dali.schedule import lr_at
+from bcl_dali.train.schedule import lr_at
 from tests.cli_support import assert_one_line_error, run
 
 TINY = ("--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--batch-size", "64", "--device", "cpu",
@@ -21,7 +20,7 @@ TINY = ("--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--b
 
 
 def _data(**fields) -> np.ndarray:
-    return load_run_data(TrainConfig(dataset="synthetic-lt", num_classes=3, **fields).resolve()).train.images
+    return TrainConfig(dataset="synthetic-lt", num_classes=3, **fields).resolve().load_data().train.images.pixels
 
 
 def test_the_training_seed_does_not_change_the_built_in_data() -> None:
@@ -69,7 +68,7 @@ def test_written_files_follow_the_umask(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_bare_bench_shows_its_help() -> None:
     result = run("bench")
-    assert result.exit_code == 0 and "pipeline" in result.output and "fidelity" in result.output
+    assert result.exit_code == 0 and "pipeline" in result.output and "train" in result.output
 
 
 def test_data_the_evaluation_cannot_group_is_refused_before_training(tmp_path: Path) -> None:

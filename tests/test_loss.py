@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from bcl_dali.loss import nt_xent_per_sample
+from bcl_dali.methods.ntxent import nt_xent_per_sample
 
 
 def naive_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> torch.Tensor:

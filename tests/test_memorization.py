@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bcl_dali.memorization import HISTOGRAM_BINS, MemorizationStatistics, average_ranks, spearman
+from bcl_dali.train.memorization import HISTOGRAM_BINS, MemorizationStatistics, average_ranks, spearman
 
 
 def test_statistics_of_a_hand_made_split() -> None:
@@ -59,9 +59,9 @@ def test_constant_weights_have_no_correlation() -> None:
 
 def test_a_tail_with_higher_losses_gives_a_negative_correlation() -> None:
     """The paper's premise, constructed: a long-tailed split whose tail samples have higher momentum
-    losses than its head samples, with noise. The weights of bcl_dali.momentum must then correlate
+    losses than its head samples, with noise. The weights of bcl_dali.train.momentum must then correlate
     negatively with class size; reversing the losses must make it positive."""
-    from bcl_dali.momentum import MomentumLoss
+    from bcl_dali.train.momentum import MomentumLoss
 
     rng = np.random.default_rng(1)
     counts = np.round(100 * 0.01 ** (np.arange(20) / 19)).astype(int)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bcl_dali.momentum import MomentumLoss
+from bcl_dali.train.momentum import MomentumLoss
 
 
 def reference_weights(s: torch.Tensor) -> torch.Tensor:

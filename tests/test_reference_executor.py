@@ -11,6 +11,7 @@ import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
+from bcl_dali.data import ArrayImages
 from bcl_dali.policy import BoostPolicy
 from pipelines.normalize import MEAN, STD
 from pipelines.ops import OP_INDEX, cutout_centre
@@ -415,7 +416,7 @@ def plan(images: np.ndarray) -> EpochPlan:
 
 
 def test_batches_follow_the_plan(images: np.ndarray, plan: EpochPlan) -> None:
-    batches = list(ReferenceExecutor(images).epoch(plan))
+    batches = list(ReferenceExecutor(ArrayImages(images)).epoch(plan))
     assert [len(indices) for indices, _ in batches] == [4, 4, 2]
     for b, (indices, views) in enumerate(batches):
         view1, view2 = views.chunk(2)
@@ -428,23 +429,23 @@ def test_batches_follow_the_plan(images: np.ndarray, plan: EpochPlan) -> None:
 
 
 def test_worker_processes_give_identical_batches(images: np.ndarray, plan: EpochPlan) -> None:
-    in_process = list(ReferenceExecutor(images, workers=0).epoch(plan))
-    in_workers = list(ReferenceExecutor(images, workers=2).epoch(plan))
+    in_process = list(ReferenceExecutor(ArrayImages(images), workers=0).epoch(plan))
+    in_workers = list(ReferenceExecutor(ArrayImages(images), workers=2).epoch(plan))
     assert len(in_process) == len(in_workers) == plan.num_batches
     for a, b in zip(in_process, in_workers):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_output_size_follows_the_executor_size(images: np.ndarray, plan: EpochPlan) -> None:
-    _, views = next(ReferenceExecutor(images, size=16).epoch(plan))
+    _, views = next(ReferenceExecutor(ArrayImages(images), size=16).epoch(plan))
     assert views.shape == (8, 3, 16, 16)
 
 
-def test_rejects_images_that_are_not_uint8_nhwc(images: np.ndarray) -> None:
+def test_in_memory_images_must_be_uint8_nhwc(images: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8"):
-        ReferenceExecutor(images.astype(np.float32))
+        ArrayImages(images.astype(np.float32))
     with pytest.raises(ValueError, match="uint8"):
-        ReferenceExecutor(images[..., 0])
+        ArrayImages(images[..., 0])
 
 
 def test_boosted_policy_runs_end_to_end_with_every_op_applied(images: np.ndarray) -> None:
@@ -452,7 +453,7 @@ def test_boosted_policy_runs_end_to_end_with_every_op_applied(images: np.ndarray
     assert plan.params.view1.op_applied.all() and plan.params.view2.op_applied.all()
     unapplied = AugParams(*(replace(v, op_applied=np.zeros_like(v.op_applied)) for v in plan.params.views))
     plain = EpochPlan(plan.order, plan.batch_size, unapplied)
-    executor = ReferenceExecutor(images)
+    executor = ReferenceExecutor(ArrayImages(images))
     seen = []
     for (indices, views), (_, plain_views) in zip(executor.epoch(plan), executor.epoch(plain)):
         seen += indices.tolist()

@@ -6,7 +6,7 @@ of a run that was never stopped; a run directory is trained by one process at a 
 Every run here is the same tiny npz run (108 images of 32x32, width 16, 4 steps an epoch, DALI on
 the CPU), so each recovered run is compared with one uninterrupted reference run.
 `--snapshot-every 1` gives a checkpoint at every epoch (last.pt is otherwise rewritten at most once
-a minute, see bcl_dali.run_training.CHECKPOINT_INTERVAL_S); it changes nothing the run computes.
+a minute, see bcl_dali.training.CHECKPOINT_INTERVAL_S); it changes nothing the run computes.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-from bcl_dali.checkpoint import load_checkpoint
-from bcl_dali.rundir import RunDir
+from bcl_dali.runs.checkpoint import load_checkpoint
+from bcl_dali.runs.rundir import RunDir
 from tests.cli_support import assert_error_after_progress, assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,7 +333,7 @@ def test_bad_input_is_one_line_with_no_traceback_and_no_run_left(name, tmp_path,
 
 KILL_IN_CHECKPOINT_WRITE = """
 import contextlib, os, runpy, signal, sys
-import bcl_dali.checkpoint as checkpoint
+import bcl_dali.runs.checkpoint as checkpoint
 original, calls = checkpoint.atomic_path, []
 
 @contextlib.contextmanager

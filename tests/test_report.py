@@ -1,4 +1,4 @@
-"""`cli.py report`, `eval` over several runs, and `bench fidelity`, on run directories."""
+"""`cli.py report`, `eval` over several runs, and `experiment fidelity`, on run directories."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from bcl_dali.config import TrainConfig
-from bcl_dali.memorization import MemorizationStatistics
-from bcl_dali.evaluate import evaluation_path
+from bcl_dali.train.memorization import MemorizationStatistics
+from bcl_dali.runs.rundir import RunDir
 from split import class_groups
 from tests.cli_support import assert_one_line_error, run
 
@@ -38,7 +38,7 @@ def _make_run(path: Path, method: str, epochs: int = 3, evaluated: bool = False,
                 "group_std": 8.0, "subsets": 1, "top1_std_over_subsets": 0.0, "per_class": [40.0] * len(COUNTS)}
         result = {"method": method, "epoch": epochs, "dataset": "synthetic-lt", "num_classes": len(COUNTS),
                   "train_class_counts": COUNTS, "groups": groups, "knn_top1": 30.0, "shots": {"full": shot}}
-        evaluation_path(path, epochs).write_text(json.dumps(result))
+        RunDir(path).evaluation_path(epochs).write_text(json.dumps(result))
     return path
 
 
@@ -87,9 +87,9 @@ def test_report_of_two_runs_puts_them_side_by_side(tmp_path: Path) -> None:
     (["report", "NOWHERE"], "is not a directory"),
     (["report", "RUN_A", "--out", "AFILE/sub"], "cannot make the folder"),
     (["report", "RUN_A", "--out", "AFILE"], "is a file"),
-    (["bench", "fidelity", "--out", "AFILE/sub", "--epochs", "1"], "cannot make the folder"),
-    (["bench", "fidelity", "--out", "OUT", "--pairs", "mocov2"], "--pairs 'mocov2'"),
-    (["bench", "fidelity", "--out", "OUT", "--shots", "7"], "--shots '7' is not available"),
+    (["experiment", "fidelity", "--out", "AFILE/sub", "--epochs", "1"], "cannot make the folder"),
+    (["experiment", "fidelity", "--out", "OUT", "--pairs", "mocov2"], "--pairs 'mocov2'"),
+    (["experiment", "fidelity", "--out", "OUT", "--shots", "7"], "--shots '7' is not available"),
 ])
 def test_report_refuses_bad_input(tmp_path: Path, args: list[str], fragment: str) -> None:
     for name in ("RUN_A", "RUN_B"):
@@ -110,12 +110,12 @@ def test_fidelity_trains_evaluates_tabulates_and_reports(tmp_path: Path) -> None
     baseline's, read back from the runs' own eval files; rerunning resumes instead of retraining.
     `eval` refuses to average the runs of two methods."""
     out = tmp_path / "fidelity"
-    args = ["bench", "fidelity", "--out", out, "--pairs", "simclr", "--epochs", "1", "--num-classes", "3",
+    args = ["experiment", "fidelity", "--out", out, "--pairs", "simclr", "--epochs", "1", "--num-classes", "3",
             "--batch-size", "64", "--width", "16"]
     result = run(*args)
     assert result.exit_code == 0, result.output
     table = json.loads((out / "fidelity.json").read_text())["table"]
-    evaluated = {m: json.loads(evaluation_path(out / m, 1).read_text())["shots"]["full"] for m in ("simclr", "bcl-i")}
+    evaluated = {m: json.loads(RunDir(out / m).evaluation_path(1).read_text())["shots"]["full"] for m in ("simclr", "bcl-i")}
     assert len(table) == 4
     for row in table:
         assert row["difference"] == pytest.approx(evaluated["bcl-i"][row["number"]] - evaluated["simclr"][row["number"]])
@@ -131,9 +131,15 @@ def test_fidelity_trains_evaluates_tabulates_and_reports(tmp_path: Path) -> None
 
 def test_eval_of_several_runs_gives_the_papers_mean_and_std() -> None:
     """Fails if the std is the sample std (ddof 1) or a number is averaged over the wrong runs."""
-    from bcl_dali.evaluate import ACROSS_RUNS, across_runs
-    runs = [{"knn_top1": k, "shots": {"full": {key: value + i for i, key in enumerate(ACROSS_RUNS)}}}
-            for k, value in ((30.0, 10.0), (32.0, 14.0), (37.0, 21.0))]
+    from bcl_dali.eval.protocol import ACROSS_RUNS, across_runs
+    from bcl_dali.eval.result import Evaluation, ShotResult
+
+    def evaluation(knn: float, value: float) -> Evaluation:
+        row = {key: value + i for i, key in enumerate(ACROSS_RUNS)}
+        return Evaluation(num_classes=3, train_class_counts=[1, 1, 1], grouping="thirds", groups={}, knn_top1=knn,
+                          shots={"full": ShotResult(**row, top1_std_over_subsets=0.0, subsets=1, per_class=[])})
+
+    runs = [evaluation(k, value) for k, value in ((30.0, 10.0), (32.0, 14.0), (37.0, 21.0))]
     summary = across_runs(runs)
     assert summary["full"]["few"]["mean"] == pytest.approx(15.0 + 4)
     assert summary["full"]["few"]["std"] == pytest.approx(np.std([10.0, 14.0, 21.0]))

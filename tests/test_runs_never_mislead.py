@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bcl_dali.data.jpeg_folder import write_jpeg_folder
-from bcl_dali.rundir import RunDir
+from bcl_dali.data.generated_jpegs import write_jpeg_folder
+from bcl_dali.runs.rundir import RunDir
 from tests.cli_support import assert_one_line_error, run
 
 NO_MANY_CLASS = [40, 20, 12, 10]
@@ -189,7 +189,7 @@ def test_outside_a_terminal_a_long_epoch_still_shows_progress(tmp_path, monkeypa
     """A job's log (stderr not a terminal) got nothing between an epoch's label and its end line: the
     progress bar cannot redraw there. Now a line every PROGRESS_SECONDS (here, every step). Mutation
     caught: the plain lines dropped."""
-    import bcl_dali.run_training as run_training
+    import bcl_dali.training as run_training
     monkeypatch.setattr(run_training, "PROGRESS_SECONDS", 0.0)
     result = run("train", "--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--batch-size", "32",
                  "--device", "cpu", "--epochs", "1", "--out", tmp_path / "run")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from bcl_dali.schedule import lr_at
+from bcl_dali.train.schedule import lr_at
 
 
 def reference_cosine_annealing(step, total_steps, lr_max, lr_min, warmup_steps=0):

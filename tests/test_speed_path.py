@@ -13,8 +13,7 @@ import torch
 
 from benchmarks.gpu_check import CHECK_BUDGET_S, FULL, SMOKE, TARGETS, Check
 from bcl_dali.config import TrainConfig
-from bcl_dali.run_training import load_run_data
-from bcl_dali.trainer import Trainer
+from bcl_dali.train.trainer import Trainer
 
 REPO = Path(__file__).parents[1]
 HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
@@ -27,11 +26,11 @@ by torch.cuda.set_sync_debug_mode in tests/test_gpu.py."""
 def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
                          epochs=2, device="cpu").resolve()
-    trainer = Trainer(config, load_run_data(config), torch.device("cpu"), executor=None)
+    trainer = Trainer(config, config.load_data(), torch.device("cpu"), executor=None)
     trainer.momentum.end_epoch()  # the EMA branch of the update, as in every epoch after the first
     views = torch.randn(32, 32, 32, 3).permute(0, 3, 1, 2)
     indices = torch.arange(16)
-    trainer.train_step(indices, views, trainer.contrast(16))  # warm-up outside the counted region
+    trainer.train_step(indices, views, 16)  # warm-up outside the counted region
     reads = []
 
     def refuse(name):
@@ -43,7 +42,7 @@ def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     original = {name: getattr(torch.Tensor, name) for name in HOST_READS}
     for name in HOST_READS:
         monkeypatch.setattr(torch.Tensor, name, refuse(name))
-    loss = trainer.train_step(indices + 16, views, trainer.contrast(16))
+    loss = trainer.train_step(indices + 16, views, 16)
     monkeypatch.undo()
     assert reads == []
     assert loss.shape == (16,) and torch.isfinite(loss).all()

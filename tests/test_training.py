@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from bcl_dali.methods.simclr import SimCLRMethod
-from bcl_dali.checkpoint import load_checkpoint
+from bcl_dali.runs.checkpoint import load_checkpoint
 from bcl_dali.errors import UserError
-from bcl_dali.momentum import MomentumLoss
+from bcl_dali.train.momentum import MomentumLoss
 from bcl_dali.config import TrainConfig
-from bcl_dali.run_training import load_run_data, start_run
+from bcl_dali.training import start_run
 from tests.cli_support import assert_one_line_error, run
 
 SMALL = ("--dataset", "synthetic-lt", "--num-classes", "10", "--width", "16", "--batch-size", "64",
@@ -69,7 +69,7 @@ def _check_memorization_records(records: list[dict], weights: np.ndarray, out: P
     assert "weight_histogram" not in records[0]
     counts = json.loads((out / "classes.json").read_text())["train_class_counts"]
     assert records[1]["weight_histogram"] == np.histogram(weights, bins=20, range=(0, 1))[0].tolist()
-    labels = load_run_data(TrainConfig.load(out / "config.json")).train.labels
+    labels = TrainConfig.load(out / "config.json").load_data().train.labels
     assert np.bincount(labels).tolist() == counts
     means = [weights[labels == c].mean() for c in range(len(counts))]
     np.testing.assert_allclose(records[1]["class_weight_mean"], means, atol=1e-6)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from bcl_dali.data import ArrayImages
 from bcl_dali.config import TrainConfig
-from bcl_dali.run_training import load_run_data
-from bcl_dali.trainer import Trainer
+from bcl_dali.train.trainer import Trainer
 from pipelines.dali_executor import DaliExecutor
+from pipelines.inputs import ResidentInput
 from pipelines.params import AugParams
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
@@ -23,7 +24,7 @@ CPU = torch.device("cpu")
 def _trainer(method: str) -> Trainer:
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=16, epochs=2,
                          device="cpu").resolve()
-    return Trainer(config, load_run_data(config), CPU, executor=None)
+    return Trainer(config, config.load_data(), CPU, executor=None)
 
 
 def test_plan_gives_each_sample_the_magnitude_of_its_own_weight():
@@ -66,8 +67,8 @@ def test_plan_applies_ops_exactly_to_the_boosted_samples(method):
 
 
 def _executors(images: np.ndarray, batch: int) -> dict:
-    return {"dali": DaliExecutor(images, size=32, num_slots=2, batch_size=batch, device=CPU, threads=2),
-            "reference": ReferenceExecutor(images, size=32)}
+    return {"dali": DaliExecutor(ResidentInput(images), size=32, num_slots=2, batch_size=batch, device=CPU, threads=2),
+            "reference": ReferenceExecutor(ArrayImages(images), size=32)}
 
 
 @pytest.mark.parametrize("name", ["dali", "reference"])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bcl_dali.data.arrays import ArrayImages
 from bcl_dali.data.sets import ImageSet, TrainPool
 from bcl_dali.errors import UserError
 
@@ -26,11 +27,11 @@ def cifar_pool(dataset: str, data_dir: str | os.PathLike | None, download: bool)
 
     def test() -> ImageSet:
         data = _open(kind, Path(data_dir), train=False, download=False)
-        return ImageSet(np.ascontiguousarray(data.data), np.asarray(data.targets, np.int64))
+        return ImageSet(ArrayImages(data.data), np.asarray(data.targets, np.int64))
 
     return TrainPool(name=dataset, num_classes=len(train.classes), labels=labels,
                      probe_indices=np.arange(len(labels), dtype=np.int64),
-                     images=lambda indices: np.ascontiguousarray(train.data[indices]), test=test)
+                     images=lambda indices: ArrayImages(train.data[indices]), test=test)
 
 
 def _open(kind: type, root: Path, *, train: bool, download: bool):

@@ -1,4 +1,4 @@
-"""Images kept as files on disk (image folders): what the executors, evaluation and resume need of them.
+"""Images kept as files on disk (image folders): an image source (bcl_dali.data.source).
 
 Nothing here holds pixels: a set is its root, the relative paths and, read once from the files'
 headers and the file system, every image's size and every file's byte size and modification time.
@@ -15,12 +15,16 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
 from bcl_dali.errors import UserError
+
+if TYPE_CHECKING:
+    from pipelines.inputs import FileInput
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,25 @@ class ImageFiles:
                           self.bytes[indices], self.mtimes[indices],
                           None if self.origins is None else self.origins[indices])
 
+    def sizes(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.heights[indices], self.widths[indices]
+
+    def view_size(self, requested: int) -> int:
+        """Any size: each view is resized from its crop."""
+        return requested
+
+    def dali_input(self) -> FileInput:
+        from pipelines.inputs import FileInput  # DALI takes seconds to import: only when an executor is built
+
+        return FileInput(self)
+
+    def batches(self, batch_size: int, size: int | None) -> Iterator[torch.Tensor]:
+        from bcl_dali.data.centre_crops import centre_crops
+
+        if size is None:
+            raise ValueError("an image folder's evaluation images need the view size")
+        return centre_crops(self, batch_size, size)
+
     def describe(self, index: int) -> str:
         """The file and where it was named, for a message."""
         where = "" if self.origins is None else f" ({self.origins[index]})"
@@ -68,13 +91,13 @@ class ImageFiles:
         except (OSError, SyntaxError, ValueError) as error:
             raise BadImages([self.describe(index)], [str(error)], np.array([index])) from None
 
-    def fingerprint(self) -> str:
-        """The identity runs recorded before they kept FileRecords: paths, sizes and modification times,
-        hashed without reading a pixel."""
+    def identity(self) -> bytes:
+        """Paths, sizes and modification times, hashed without reading a pixel: what identified a run's
+        files before runs kept FileRecords."""
         digest = hashlib.sha256("\n".join(map(str, self.paths)).encode())
         for column in (self.heights, self.widths, self.bytes, self.mtimes):
             digest.update(np.ascontiguousarray(column, np.int64).tobytes())
-        return digest.hexdigest()[:16]
+        return digest.hexdigest()[:16].encode()
 
     def records(self, known: FileRecords | None = None) -> FileRecords:
         """Every file's size, time and content hash; a file is read only where `known` has no record

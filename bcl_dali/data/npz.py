@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bcl_dali.data.arrays import ArrayImages
 from bcl_dali.data.sets import ImageSet, TrainPool, count_classes
 from bcl_dali.errors import UserError
 
@@ -26,7 +27,7 @@ def npz_pool(data_dir: str | os.PathLike | None) -> TrainPool:
                         f"0..{num_classes - 1}; relabel so both use the same classes")
     return TrainPool(name="npz", num_classes=num_classes, labels=y_train,
                      probe_indices=np.arange(len(y_train), dtype=np.int64),
-                     images=lambda indices: x_train[indices], test=lambda: ImageSet(x_test, y_test))
+                     images=lambda indices: ArrayImages(x_train[indices]), test=lambda: ImageSet(ArrayImages(x_test), y_test))
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:

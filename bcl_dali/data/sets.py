@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from bcl_dali.data.files import ImageFiles
+from bcl_dali.data.source import ImageSource
 from bcl_dali.errors import UserError
 from split import ClassGroups, class_groups
 
@@ -25,29 +25,16 @@ def count_classes(labels: np.ndarray, where: str, whole: str) -> int:
 
 @dataclass(frozen=True)
 class ImageSet:
-    images: np.ndarray | ImageFiles
-    """(N, H, W, 3) uint8, C-contiguous: ready to move to the device as one tensor; or, for image
-    folders, the files."""
+    images: ImageSource
     labels: np.ndarray
     """(N,) int64 class ids."""
 
     def __post_init__(self) -> None:
-        images, labels = self.images, self.labels
-        if isinstance(images, ImageFiles):
-            if labels.dtype != np.int64 or labels.shape != (len(images),):
-                raise ValueError(f"labels must be ({len(images)},) int64, got {labels.dtype} {labels.shape}")
-            return
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not images.flags.c_contiguous:
-            raise ValueError(f"images must be C-contiguous (N, H, W, 3) uint8, got {images.dtype} {images.shape}")
-        if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
-            raise ValueError(f"labels must be ({len(images)},) int64, got {labels.dtype} {labels.shape}")
+        if self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),):
+            raise ValueError(f"labels must be ({len(self.images)},) int64, got {self.labels.dtype} {self.labels.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    @property
-    def on_disk(self) -> bool:
-        return isinstance(self.images, ImageFiles)
 
 
 @dataclass(frozen=True)
@@ -91,8 +78,8 @@ class TrainPool:
     """(N,) int64 labels of the whole training pool; split files index into it."""
     probe_indices: np.ndarray
     """The source's balanced probe pool, used unless a reference layout supplies one."""
-    images: Callable[[np.ndarray], np.ndarray | ImageFiles]
-    """Pool indices -> their (n, H, W, 3) uint8 images (or their files)."""
+    images: Callable[[np.ndarray], ImageSource]
+    """Pool indices -> their images."""
     test: Callable[[], ImageSet]
     train_indices: np.ndarray | None = None
     """The source's own training set (an image folder's train list or tree subset), used unless

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from bcl_dali.data.arrays import ArrayImages
 from bcl_dali.data.sets import ImageSet, TrainPool
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
@@ -71,6 +72,8 @@ TEXTURES = {
 `phase` is in cycles."""
 
 MAX_CLASSES = len(SHAPES) * len(TEXTURES)
+DEFAULT_CLASSES = 100
+"""CIFAR-100-LT's class count."""
 NOISE_FIELDS = 64
 NOISE_MARGIN = 16
 CHUNK = 256
@@ -93,11 +96,12 @@ def synthetic_pool(num_classes: int = 100, seed: int = 0) -> TrainPool:
 
     def test() -> ImageSet:
         test_labels = np.arange(TEST_PER_CLASS * num_classes, dtype=np.int64) % num_classes
-        return ImageSet(_render(test_labels, _draw_params(len(test_labels), seed, _TEST_STREAM), noise), test_labels)
+        return ImageSet(ArrayImages(_render(test_labels, _draw_params(len(test_labels), seed, _TEST_STREAM), noise)),
+                        test_labels)
 
     return TrainPool(name="synthetic-lt", num_classes=num_classes, labels=labels,
                      probe_indices=np.arange(PROBE_PER_CLASS * num_classes, dtype=np.int64),
-                     images=lambda indices: _render(labels[indices], params[indices], noise), test=test)
+                     images=lambda indices: ArrayImages(_render(labels[indices], params[indices], noise)), test=test)
 
 
 def _draw_params(count: int, seed: int, stream: int) -> np.ndarray:

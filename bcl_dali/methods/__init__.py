@@ -1,14 +1,16 @@
-"""The paper's methods by name: every module of this package that defines a `Method` with a name."""
+"""The methods, by name: each one's settings, model, loss, gradient step and hooks (bcl_dali.methods.base).
+
+May import bcl_dali.errors, device, distributed and models; nothing of configs, runs or training.
+A method is added by writing its class and listing it here.
+"""
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from bcl_dali.methods.base import Autocast, BatchShare, Method, NoSettings
+from bcl_dali.methods.bcl_d import BCLDMethod
+from bcl_dali.methods.bcl_i import BCLIMethod
+from bcl_dali.methods.sdclr import SDCLRMethod
+from bcl_dali.methods.simclr import SimCLRMethod
 
-from bcl_dali.methods.base import Contrast, Method
+METHODS: dict[str, type[Method]] = {method.name: method for method in (SimCLRMethod, BCLIMethod, SDCLRMethod, BCLDMethod)}
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-METHODS: dict[str, Method] = {method.name: method() for method in sorted(Method.registered, key=lambda m: m.name)}
-
-__all__ = ["METHODS", "Contrast", "Method"]
+__all__ = ["METHODS", "Autocast", "BatchShare", "Method", "NoSettings"]

@@ -11,8 +11,6 @@ from torch import nn
 SGD_MOMENTUM = 0.9
 LARS_TRUST = 1e-3
 """LARS's trust coefficient eta (You et al., 2017; SimCLR's value)."""
-OPTIMIZERS = ("sgd", "lars")
-LR_SCALES = ("none", "linear", "sqrt")
 
 
 def scaled_lr(lr: float, rule: str, batch_size: int) -> float:

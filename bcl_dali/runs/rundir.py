@@ -1,4 +1,5 @@
-"""A run directory: config.json, metrics.jsonl (one JSON object per epoch), last.pt, snapshots.
+"""A run directory: config.json, metrics.jsonl (one JSON object per epoch), last.pt, snapshots, and
+the evaluations `eval` keeps there (eval-epochE.json).
 
 A run is created with its config and then its first checkpoint; a kill between the two leaves a
 config alone, which `--resume` starts over from epoch 0. One process at a time may write a run:
@@ -13,15 +14,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bcl_dali.atomic import remove_stale_temporaries, write_text_atomic
-from bcl_dali.config import TrainConfig
 from bcl_dali.errors import UserError
-from bcl_dali.reports import make_folder
+from bcl_dali.runs.outputs import make_folder
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 LAST = "last.pt"
 CLASSES = "classes.json"
 """The training split's class sizes, for reports that must not need the data set itself."""
+EVALUATION_PREFIX = "eval-epoch"
 LEFT_OUT = "left_out.json"
 """Training files a run leaves out because they do not decode (--on-bad-image skip), and why."""
 
@@ -49,6 +50,14 @@ class RunDir:
     def snapshot_path(self, epoch: int) -> Path:
         return self.path / f"epoch_{epoch:04d}.pt"
 
+    def evaluation_path(self, epoch: int) -> Path:
+        return self.path / f"{EVALUATION_PREFIX}{epoch}.json"
+
+    def latest_evaluation(self) -> dict[str, Any] | None:
+        """The evaluation of the latest epoch evaluated (as written: bcl_dali.eval.result), if any."""
+        kept = sorted(self.path.glob(f"{EVALUATION_PREFIX}*.json"), key=lambda p: int(p.stem.removeprefix(EVALUATION_PREFIX)))
+        return json.loads(kept[-1].read_text()) if kept else None
+
     def check_free(self) -> None:
         """Refuse a directory that holds an earlier run (never overwrite one) or is a file."""
         if self.config_path.exists() or self.last_path.exists():
@@ -58,12 +67,12 @@ class RunDir:
             raise UserError(f"--out {self.path} is a file; give a directory")
 
     @classmethod
-    def create(cls, path: Path, config: TrainConfig) -> RunDir:
-        """A new run; never overwrites an earlier one."""
+    def create(cls, path: Path, config_json: str) -> RunDir:
+        """A new run with its config (JSON text); never overwrites an earlier one."""
         run = cls(path)
         run.check_free()
         make_folder(path, "the run directory")
-        write_text_atomic(run.config_path, config.to_json() + "\n")
+        run.save_config(config_json)
         return run
 
     @classmethod
@@ -132,11 +141,8 @@ class RunDir:
     def add_left_out(self, entries: list[dict[str, Any]]) -> None:
         write_text_atomic(self.left_out_path, json.dumps(self.left_out() + entries, indent=2) + "\n")
 
-    def load_config(self) -> TrainConfig:
-        return TrainConfig.load(self.config_path)
-
-    def save_config(self, config: TrainConfig) -> None:
-        write_text_atomic(self.config_path, config.to_json() + "\n")
+    def save_config(self, config_json: str) -> None:
+        write_text_atomic(self.config_path, config_json + "\n")
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_path.open("a") as file:

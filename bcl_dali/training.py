@@ -20,19 +20,20 @@ import numpy as np
 import torch
 
 from bcl_dali.atomic import atomic_path
-from bcl_dali.checkpoint import load_checkpoint, save_checkpoint
-from bcl_dali.config import DEFAULT_CLASSES, TrainConfig
-from bcl_dali.data import LongTailedData, load_data
+from bcl_dali.runs.checkpoint import load_checkpoint, save_checkpoint
+from bcl_dali.config import TrainConfig
+from bcl_dali.data import LongTailedData
 from bcl_dali.data.files import BadImages
 from bcl_dali.errors import Interrupted, Terminated, UserError
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
-from bcl_dali.evaluate import FULL, evaluate, knn_top1, shot_name
-from bcl_dali.executors import build_executor
-from bcl_dali.features import extract_features
-from bcl_dali.rundir import RunDir
-from bcl_dali.schedule import lr_at
-from bcl_dali.trainer import EpochRecord, Trainer, check_batch_split
+from bcl_dali.eval.protocol import evaluate, knn_top1
+from bcl_dali.eval.result import FULL, shot_name
+from bcl_dali.train.executors import build_executor
+from bcl_dali.eval.features import extract_features
+from bcl_dali.runs.rundir import RunDir
+from bcl_dali.train.schedule import lr_at
+from bcl_dali.train.trainer import EpochRecord, Trainer, check_batch_split
 from pipelines.undecodable import UndecodableFiles
 
 CHECKPOINT_INTERVAL_S = 60.0
@@ -50,16 +51,6 @@ def resumed_config(stored: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
     config = dataclasses.replace(stored, **{"stop_after": None, **overrides}).resolve()
     config.check_resumable_as(stored)
     return config
-
-
-def load_run_data(config: TrainConfig, left_out: list[str] = (), verify: bool = False) -> LongTailedData:
-    """The run's data; `left_out`: files the run leaves out (RunDir.left_out), `verify`: decode every
-    file of an image folder (--verify-images)."""
-    return load_data(config.dataset, data_dir=config.data_dir, split=config.split, imbalance=config.imbalance,
-                     split_seed=config.split_seed or 0, download=config.download,
-                     num_classes=config.num_classes or DEFAULT_CLASSES, verify=verify, left_out=frozenset(left_out),
-                     skip_undecodable=config.on_bad_image == "skip",
-                     seed=config.data_seed, lists=config.folder_lists)
 
 
 PAPER_SHOT = "100"
@@ -82,7 +73,7 @@ def evaluation(trainer: Trainer, probe: bool) -> dict[str, float]:
         shot = probe_shot(trainer.data)
         results = evaluate(trainer.model, trainer.data, trainer.device, [shot], seed=trainer.config.seed,
                            size=trainer.config.image_size)
-        return {"knn_top1": results["knn_top1"], probe_key(trainer.data): results["shots"][shot]["top1"]}
+        return {"knn_top1": results.knn_top1, probe_key(trainer.data): results.shots[shot].top1}
     data, device = trainer.data, trainer.device
     bank = extract_features(trainer.model, data.probe.images, device, size=trainer.config.image_size)
     queries = extract_features(trainer.model, data.test.images, device, size=trainer.config.image_size)
@@ -104,7 +95,7 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
         raise UserError("--resume continues a run in its own directory; drop --out")
     if resume is not None:
         run = RunDir.open(resume)
-        stored = run.load_config()
+        stored = TrainConfig.load(run.config_path)
         config = resumed_config(stored, overrides)
     else:
         config = new_config(overrides)
@@ -115,7 +106,7 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     device = world.device(resolve_device(config.device))
     world.start(device)
     left_out = [entry["path"] for entry in run.left_out()] if resume is not None else []
-    data = load_run_data(config, left_out, verify=config.verify_images)
+    data = config.load_data(left_out, verify=config.verify_images)
     found = _undecodable_at_start(data, config)
     trainer = Trainer(config, data, device, build_executor(config, data, device, world), world)
     if resume is not None and run.has_checkpoint:
@@ -129,12 +120,12 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
     elif resume is not None:
         echo(f"{run.path} has no checkpoint yet (the run was stopped while it was being created): starting it over")
     if world.is_main and resume is None:
-        run = RunDir.create(run.path, config)
+        run = RunDir.create(run.path, config.to_json())
     with run.lock() if world.is_main else contextlib.nullcontext():
         if world.is_main:
             if resume is not None:
                 run.keep_metrics_until(trainer.epoch, state.get(RECORD) if run.has_checkpoint else None)
-                run.save_config(config)
+                run.save_config(config.to_json())
                 changes = config.adjustments_from(stored)
                 if changes:
                     record = {"epoch": trainer.epoch, "resumed_with": changes}
@@ -197,7 +188,7 @@ def _go_back_without(trainer: Trainer, run: RunDir, bad: BadImages, echo: Callab
         raise RuntimeError(f"{trainer.data.train.images.describe(again[0])} was left out but read again")
     trainer.load_state_dict(load_checkpoint(run.last_path, trainer.device))
     _leave_out(trainer, run, bad, echo)
-    trainer.data = load_run_data(trainer.config, [entry["path"] for entry in run.left_out()])
+    trainer.data = trainer.config.load_data([entry["path"] for entry in run.left_out()])
     trainer.executor = build_executor(trainer.config, trainer.data, trainer.device, trainer.world)
     echo(f"epoch {trainer.epoch + 1} starts again")
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from bcl_dali.atomic import atomic_path
 from bcl_dali.errors import UserError
+from bcl_dali.eval.result import Evaluation
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -99,15 +100,15 @@ def weight_against_class_size(name: str, records: list[dict[str, Any]], class_co
     return save(figure, path)
 
 
-def group_bars(evaluations: dict[str, dict[str, Any]], shot: str, path: Path) -> Path:
+def group_bars(evaluations: dict[str, Evaluation], shot: str, path: Path) -> Path:
     """Many / Medium / Few accuracy of one probe setting, a bar group per run."""
     figure = new_figure()
     axes = figure.subplots()
     positions = np.arange(len(GROUPS))
     width = 0.8 / len(evaluations)
     for i, (name, result) in enumerate(evaluations.items()):
-        row = result["shots"][shot]
-        bars = axes.bar(positions + (i - (len(evaluations) - 1) / 2) * width, [row[g] for g in GROUPS], width,
+        row = result.shots[shot]
+        bars = axes.bar(positions + (i - (len(evaluations) - 1) / 2) * width, [row.group(g) for g in GROUPS], width,
                         label=name)
         axes.bar_label(bars, fmt="%.1f", fontsize=8)
     axes.set_xticks(positions, [g.capitalize() for g in GROUPS])
@@ -116,19 +117,19 @@ def group_bars(evaluations: dict[str, dict[str, Any]], shot: str, path: Path) ->
     return save(figure, path)
 
 
-def per_class_figure(result: dict[str, Any], shot: str, path: Path) -> Path:
+def per_class_figure(result: Evaluation, shot: str, path: Path) -> Path:
     """Per-class accuracy of one probe setting against the class's training images (log x)."""
-    counts = result["train_class_counts"]
-    accuracy = result["shots"][shot]["per_class"]
+    counts = result.train_class_counts
+    accuracy = result.shots[shot].per_class
     figure = new_figure()
     axes = figure.subplots()
     for group in GROUPS:
-        ids = [c for c in result["groups"][group] if accuracy[c] is not None]
+        ids = [c for c in result.groups[group] if accuracy[c] is not None]
         axes.scatter([counts[c] for c in ids], [accuracy[c] for c in ids], color=GROUP_COLOURS[group], s=18,
-                     label=f"{group} {result['shots'][shot][group]:.1f}%")
+                     label=f"{group} {result.shots[shot].group(group):.1f}%")
     name = "full-shot" if shot == "full" else f"{shot}-shot"
     axes.set(xscale="log", ylim=(-2, 102), xlabel="training images of the class", ylabel="top-1 (%)",
-             title=f"{result['method']}: per-class accuracy of the {name} probe")
+             title=f"{result.method}: per-class accuracy of the {name} probe")
     axes.grid(alpha=0.3)
     axes.legend()
     return save(figure, path)

@@ -9,7 +9,6 @@ from bcl_dali.device import cpu_count, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
 from pipelines.dali_executor import DaliExecutor
-from pipelines.dali_folder import DaliFolderExecutor
 from pipelines.reference import ReferenceExecutor
 
 
@@ -18,23 +17,14 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
     """The executor of one process: it augments that process's share of every global batch, with the
     node's cores shared among the node's processes unless --workers says otherwise."""
     images = data.train.images
+    size = images.view_size(config.image_size)
     workers = config.workers if config.workers is not None else max(1, cpu_count() // world.local_size)
-    dtype = torch.float16 if uses_bf16(config.precision, device) else torch.float32
-    if data.train.on_disk:
-        if config.executor == "reference":
-            return ReferenceExecutor(images, size=config.image_size, workers=workers)
-        return DaliFolderExecutor(images, size=config.image_size, num_slots=config.rand_k,
-                                  batch_size=config.batch_size // world.size, device=device, threads=max(1, workers),
-                                  dtype=dtype, blur=config.blur)
-    height, width = images.shape[1:3]
-    if height != width:
-        raise UserError(f"training images are {height}x{width}; RandomResizedCrop here makes square views, "
-                        "so give square images (e.g. resize the .npz to 32x32)")
     if config.executor == "reference":
-        return ReferenceExecutor(images, size=height, workers=workers)
+        return ReferenceExecutor(images, size=size, workers=workers)
+    dtype = torch.float16 if uses_bf16(config.precision, device) else torch.float32
     if config.graphs_augmentation and device.type != "cuda":
         raise UserError(f"--cuda-graphs {config.cuda_graphs} needs a GPU; use --device cuda, or --cuda-graphs none "
                         "on the CPU")
-    return DaliExecutor(images, size=height, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
+    return DaliExecutor(images.dali_input(), size=size, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
                         device=device, threads=max(1, workers), dtype=dtype, blur=config.blur,
                         graph=config.graphs_augmentation)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bcl_dali import plots
+from bcl_dali.report import plots
 from bcl_dali.atomic import write_text_atomic
 from bcl_dali.errors import UserError
-from bcl_dali.evaluate import EVALUATION_PREFIX, FULL, shot_name
-from bcl_dali.reports import make_folder
-from bcl_dali.rundir import RunDir
+from bcl_dali.eval.result import FULL, Evaluation, shot_name
+from bcl_dali.runs.outputs import make_folder
+from bcl_dali.runs.rundir import RunDir
 from split import class_groups
 
 SETTINGS = ("method", "dataset", "split", "imbalance", "epochs", "batch_size", "width", "arch", "lr", "temperature",
@@ -30,18 +30,16 @@ class Run:
     config: dict[str, Any]
     records: list[dict[str, Any]]
     class_counts: list[int] | None
-    evaluation: dict[str, Any] | None
+    evaluation: Evaluation | None
     grouping: str = "thirds"
 
 
 def load_run(path: Path) -> Run:
     run = RunDir.open(path)
-    evaluations = sorted(path.glob(f"{EVALUATION_PREFIX}*.json"),
-                         key=lambda p: int(p.stem.removeprefix(EVALUATION_PREFIX)))
-    evaluation = json.loads(evaluations[-1].read_text()) if evaluations else None
+    evaluation = run.latest_evaluation()
     counts, grouping = run.classes()
-    return Run(path.resolve().name, json.loads(run.config_path.read_text()), run.read_metrics(), counts, evaluation,
-               grouping)
+    return Run(path.resolve().name, json.loads(run.config_path.read_text()), run.read_metrics(), counts,
+               None if evaluation is None else Evaluation.from_dict(evaluation), grouping)
 
 
 def write_report(paths: list[Path], out: Path) -> Path:
@@ -77,12 +75,12 @@ def write_report(paths: list[Path], out: Path) -> Path:
     return report
 
 
-def _common_shot(evaluated: dict[str, dict[str, Any]]) -> str | None:
-    shared = set.intersection(*(set(e["shots"]) for e in evaluated.values())) if evaluated else set()
+def _common_shot(evaluated: dict[str, Evaluation]) -> str | None:
+    shared = set.intersection(*(set(e.shots) for e in evaluated.values())) if evaluated else set()
     return FULL if FULL in shared else min(shared, default=None, key=lambda s: int(s))
 
 
-def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated: dict[str, dict[str, Any]],
+def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated: dict[str, Evaluation],
               out: Path) -> str:
     lines = [f"# Report: {', '.join(r.name for r in runs)}", "", "## Settings", "",
              "| setting | " + " | ".join(r.name for r in runs) + " |", "|---|" + "---|" * len(runs)]
@@ -108,15 +106,15 @@ def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated
                   "", "| probe | " + " | ".join(evaluated) + " |", "|---|" + "---|" * len(evaluated)]
         trained = {r.name: max((x["epoch"] for x in r.records if "loss" in x), default=0) for r in runs}
         lines.append("| evaluated at epoch | " + " | ".join(
-            f"{e['epoch']}" + ("" if e["epoch"] == trained[name] else f" (of {trained[name]} trained)")
+            f"{e.epoch}" + ("" if e.epoch == trained[name] else f" (of {trained[name]} trained)")
             for name, e in evaluated.items()) + " |")
-        shots = sorted({s for e in evaluated.values() for s in e["shots"]}, key=lambda s: (s != FULL, -int(s) if
+        shots = sorted({s for e in evaluated.values() for s in e.shots}, key=lambda s: (s != FULL, -int(s) if
                                                                                           s.isdigit() else 0))
         for s in shots:
             for key in ("top1", "top5", "many", "medium", "few"):
-                cells = [_cell(e["shots"].get(s, {}).get(key), ".2f") for e in evaluated.values()]
+                cells = [_cell(getattr(e.shots[s], key) if s in e.shots else None, ".2f") for e in evaluated.values()]
                 lines.append(f"| {shot_name(s)} {key} | " + " | ".join(cells) + " |")
-        lines.append("| kNN top-1 | " + " | ".join(f"{e['knn_top1']:.2f}" for e in evaluated.values()) + " |")
+        lines.append("| kNN top-1 | " + " | ".join(f"{e.knn_top1:.2f}" for e in evaluated.values()) + " |")
     for title, path in figures:
         if path is not None:
             lines += ["", f"## {title}", "", f"![{title}]({path.relative_to(out)})"]

@@ -14,10 +14,11 @@ from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
 
 from bcl_dali.atomic import atomic_path
+from bcl_dali.data import ArrayImages, load_pool
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
-from bcl_dali.reports import check_output_path
+from bcl_dali.runs.outputs import check_output_path
 from pipelines.dali_executor import DaliExecutor
 from pipelines.normalize import MEAN, STD
 from pipelines.plan import EpochPlan
@@ -27,16 +28,19 @@ LABEL_WIDTH = 64
 PADDING = 2
 
 
-def make_executor(name: str, images: np.ndarray, k: int) -> DaliExecutor | ReferenceExecutor:
-    """A small in-process executor on the CPU for a handful of images."""
+def make_executor(name: str, images: ArrayImages, k: int) -> DaliExecutor | ReferenceExecutor:
+    """A small in-process executor on the CPU for a handful of in-memory images."""
+    size = images.view_size(0)
     if name == "reference":
-        return ReferenceExecutor(images, size=images.shape[1], workers=0)
-    return DaliExecutor(images, size=images.shape[1], num_slots=k, batch_size=len(images), device=torch.device("cpu"),
-                        threads=cpu_count())
+        return ReferenceExecutor(images, size=size, workers=0)
+    return DaliExecutor(images.dali_input(), size=size, num_slots=k, batch_size=len(images),
+                        device=torch.device("cpu"), threads=cpu_count())
 
 
-def augmentation_rows(executor, images: np.ndarray, weights: list[float], k: int, seed: int) -> list[tuple[str, np.ndarray]]:
+def augmentation_rows(executor, source: ArrayImages, weights: list[float], k: int,
+                      seed: int) -> list[tuple[str, np.ndarray]]:
     """(label, uint8 NHWC row) for the originals, then view 1 and view 2 at each weight."""
+    images = source.pixels
     rows = [("original", images)]
     rng = np.random.default_rng(seed)
     n = len(images)
@@ -76,3 +80,27 @@ def save_picture(picture: Image.Image, out: Path) -> None:
     check_output_path(out, "--out")
     with atomic_path(out) as temp:
         picture.save(temp)
+
+
+def parse_weights(text: str) -> list[float]:
+    """--weights' comma-separated BCL weights in [0, 1]."""
+    try:
+        levels = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--weights {text!r}: give numbers in [0, 1] separated by commas, e.g. 0,0.5,1") from None
+    if not all(0.0 <= w <= 1.0 for w in levels):
+        raise UserError(f"--weights {text!r}: every weight must lie in [0, 1]")
+    return levels
+
+
+def draw_augmentation(out: Path, *, executor: str = "dali", weights: list[float] = (0.0, 0.5, 1.0),
+                      rand_k: int = 1, count: int = 8, seed: int = 0, dataset: str = "synthetic-lt",
+                      data_seed: int = 0, data_dir: Path | None = None) -> str:
+    """`show`: `count` images of an in-memory data set drawn by `seed`, under both views at each
+    weight, with `rand_k` boosted slots, written to `out`; returns what was written, in one line."""
+    check_output_path(out, "--out")
+    pool = load_pool(dataset, data_dir=data_dir, seed=data_seed)
+    images = pool.images(np.sort(np.random.default_rng(seed).choice(len(pool.labels), count, replace=False)))
+    rows = augmentation_rows(make_executor(executor, images, rand_k), images, list(weights), rand_k, seed)
+    save_picture(grid_image(rows), out)
+    return f"wrote {out}: {count} images, weights {', '.join(f'{w:g}' for w in weights)}, {executor} executor"

@@ -13,15 +13,36 @@ from typing import Any, Callable
 
 from bcl_dali.atomic import write_text_atomic
 from bcl_dali.device import resolve_device
-from bcl_dali import plots
-from bcl_dali.evaluate import check_shots, evaluate_checkpoint, load_trained, shot_name
-from bcl_dali.reports import make_folder
-from bcl_dali.run_report import write_report
-from bcl_dali.run_training import load_run_data, new_config, start_run
+from bcl_dali.errors import UserError
+from bcl_dali.report import plots
+from bcl_dali.eval.protocol import check_shots
+from bcl_dali.eval.result import Evaluation, shot_name
+from bcl_dali.evaluation import evaluate_checkpoint, load_trained
+from bcl_dali.runs.outputs import make_folder
+from bcl_dali.report.pages import write_report
+from bcl_dali.training import new_config, start_run
 
 PAIRS = {"simclr": ("simclr", "bcl-i"), "sdclr": ("sdclr", "bcl-d")}
 """Each baseline and the BCL method built on it."""
 NUMBERS = ("top1", "many", "medium", "few")
+
+
+def parse_pairs(text: str) -> list[str]:
+    """--pairs' comma-separated baselines."""
+    pairs = [part.strip() for part in text.split(",") if part.strip()]
+    if not pairs or set(pairs) - set(PAIRS):
+        raise UserError(f"--pairs {text!r}: choose from {', '.join(PAIRS)}, comma-separated")
+    return pairs
+
+
+def fidelity_settings(dataset: str, epochs: int, batch_size: int, width: int, seed: int, eval_every: int | None, *,
+                      data_dir: Path | None = None, split: Path | None = None,
+                      num_classes: int | None = None) -> dict[str, Any]:
+    """train's settings for every run of the experiment (kNN every tenth of the epochs by default)."""
+    settings = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "width": width, "seed": seed,
+                "eval_every": max(1, epochs // 10) if eval_every is None else eval_every}
+    return settings | {key: value for key, value in {"data_dir": data_dir and str(data_dir), "split": split and str(split),
+                                                       "num_classes": num_classes}.items() if value is not None}
 
 
 def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: list[str], device: str,
@@ -30,8 +51,8 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
     and write out/fidelity.md, out/fidelity.json and out/report/."""
     plots.require_matplotlib()
     make_folder(out)
-    check_shots(load_run_data(new_config({**settings, "device": device})), shots)
-    evaluations: dict[str, dict[str, Any]] = {}
+    check_shots(new_config({**settings, "device": device}).load_data(), shots)
+    evaluations: dict[str, Evaluation] = {}
     methods = [method for pair in pairs for method in PAIRS[pair]]
     for method in methods:
         run = out / method
@@ -42,7 +63,7 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
         else:
             start_run(overrides, run, None, echo)
         checkpoint = load_trained(run, resolve_device(device))
-        evaluations[method] = evaluate_checkpoint(checkpoint, load_run_data(checkpoint.config, checkpoint.left_out),
+        evaluations[method] = evaluate_checkpoint(checkpoint, checkpoint.config.load_data(checkpoint.left_out),
                                                   resolve_device(device),
                                                   shots, on_probe=lambda message: echo(f"  {method}: {message}"))
     table = fidelity_table(evaluations, pairs, shots)
@@ -53,17 +74,17 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
     return summary
 
 
-def fidelity_table(evaluations: dict[str, dict[str, Any]], pairs: list[str], shots: list[str]) -> list[dict]:
+def fidelity_table(evaluations: dict[str, Evaluation], pairs: list[str], shots: list[str]) -> list[dict]:
     """One row per pair, probe and number: the baseline's, BCL's, and BCL minus the baseline."""
     rows = []
     for pair in pairs:
         baseline, boosted = PAIRS[pair]
         for shot in shots:
             for number in NUMBERS:
-                base = evaluations[baseline]["shots"][shot][number]
-                bcl = evaluations[boosted]["shots"][shot][number]
+                base = getattr(evaluations[baseline].shots[shot], number)
+                bcl = getattr(evaluations[boosted].shots[shot], number)
                 rows.append({"baseline": baseline, "bcl": boosted, "probe": shot, "number": number,
-                             "epochs": [evaluations[baseline]["epoch"], evaluations[boosted]["epoch"]],
+                             "epochs": [evaluations[baseline].epoch, evaluations[boosted].epoch],
                              "baseline_value": base, "bcl_value": bcl,
                              "difference": None if None in (base, bcl) else bcl - base})
     return rows

@@ -29,15 +29,15 @@ import torch
 from pipelines.graphs import side_stream
 
 if TYPE_CHECKING:
-    from bcl_dali.methods import Contrast
+    from bcl_dali.methods import BatchShare
 
-StepWork = Callable[[torch.Tensor, torch.Tensor, "Contrast"], torch.Tensor]
+StepWork = Callable[[torch.Tensor, torch.Tensor, "BatchShare"], torch.Tensor]
 
 
 class GraphedStep:
     def __init__(self, work: StepWork, optimizer: torch.optim.Optimizer, device: torch.device,
                  phase: Callable[[], bool]) -> None:
-        """`work(indices, views, contrast)`: the step after the learning rate is set (zero_grad,
+        """`work(indices, views, share)`: the step after the learning rate is set (zero_grad,
         forward and backward, momentum update, optimiser step), returning the per-sample losses;
         `phase()`: which branch of the momentum update the step takes."""
         self.work = work
@@ -50,21 +50,21 @@ class GraphedStep:
         self._seen: set[tuple] = set()
         self.full_batch: int | None = None
 
-    def __call__(self, lr: float, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast) -> torch.Tensor:
+    def __call__(self, lr: float, indices: torch.Tensor, views: torch.Tensor, share: BatchShare) -> torch.Tensor:
         self.lr.fill_(lr)
         for group in self.optimizer.param_groups:  # a resumed optimiser state brings its rate as a number
             group["lr"] = self.lr
-        key = (tuple(views.shape), views.dtype, contrast, self.phase())
+        key = (tuple(views.shape), views.dtype, share, self.phase())
         if self.full_batch is None:
             self.full_batch = len(indices)
         if len(indices) != self.full_batch:
-            return self.work(indices, views, contrast)
+            return self.work(indices, views, share)
         if key not in self._graphs:
             if key not in self._seen:
                 self._seen.add(key)
-                return self._on_side_stream(indices, views, contrast)
+                return self._on_side_stream(indices, views, share)
             self._graphs = {k: v for k, v in self._graphs.items() if k[-1] == key[-1]}
-            self._graphs[key] = self._capture(views, indices, contrast)
+            self._graphs[key] = self._capture(views, indices, share)
         graph, static_views, static_indices, static_loss = self._graphs[key]
         static_views.copy_(views)
         static_indices.copy_(indices)
@@ -75,19 +75,19 @@ class GraphedStep:
     def captured(self) -> int:
         return len(self._graphs)
 
-    def _on_side_stream(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast) -> torch.Tensor:
+    def _on_side_stream(self, indices: torch.Tensor, views: torch.Tensor, share: BatchShare) -> torch.Tensor:
         current = torch.cuda.current_stream(self.device)
         self._side.wait_stream(current)
         with torch.cuda.stream(self._side):
-            loss = self.work(indices, views, contrast)
+            loss = self.work(indices, views, share)
         current.wait_stream(self._side)
         return loss
 
-    def _capture(self, views: torch.Tensor, indices: torch.Tensor, contrast: Contrast) -> tuple:
+    def _capture(self, views: torch.Tensor, indices: torch.Tensor, share: BatchShare) -> tuple:
         static_views = views.clone(memory_format=torch.preserve_format)
         static_indices = indices.clone()
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=side_stream(self.device, "capture"), capture_error_mode="thread_local"):
-            static_loss = self.work(static_indices, static_views, contrast)
+            static_loss = self.work(static_indices, static_views, share)
         return graph, static_views, static_indices, static_loss

@@ -16,22 +16,21 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 import torch
 
-from bcl_dali.checkpoint import restore_rng_state, rng_state
+from bcl_dali.runs.checkpoint import restore_rng_state, rng_state
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
-from bcl_dali.data.files import FileRecords, ImageFiles
+from bcl_dali.data.files import FileRecords
 from bcl_dali.device import autocast, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
-from bcl_dali.memorization import MemorizationStatistics
-from bcl_dali.meter import RunningMean
-from bcl_dali.methods import METHODS, Contrast
-from bcl_dali.momentum import MomentumLoss
-from bcl_dali.optimizers import build_optimizer, scaled_lr
-from bcl_dali.policy import ImageSizes
-from bcl_dali.schedule import lr_at
-from bcl_dali.step_graph import GraphedStep
-from bcl_dali.sync_batchnorm import synchronise_batchnorm
+from bcl_dali.train.memorization import MemorizationStatistics
+from bcl_dali.train.meter import RunningMean
+from bcl_dali.methods import METHODS, BatchShare
+from bcl_dali.train.momentum import MomentumLoss
+from bcl_dali.train.optimizers import build_optimizer, scaled_lr
+from bcl_dali.train.schedule import lr_at
+from bcl_dali.train.step_graph import GraphedStep
+from bcl_dali.train.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
 
 
@@ -52,7 +51,7 @@ class EpochRecord:
     weight_mean: float
     weight_std: float
     memorization: dict[str, Any]
-    """bcl_dali.memorization's statistics of the weights that augmented this epoch; none in the first."""
+    """bcl_dali.train.memorization's statistics of the weights that augmented this epoch; none in the first."""
 
     def as_dict(self) -> dict[str, Any]:
         record = dict(vars(self))
@@ -70,7 +69,7 @@ class Trainer:
         self.device = device
         self.executor = executor
         self.world = world
-        self.method = METHODS[config.method]
+        self.method = METHODS[config.method](config.method_settings())
         self.bf16 = uses_bf16(config.precision, device)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
@@ -91,7 +90,7 @@ class Trainer:
         self.num_samples = len(data.train.labels)
         self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
         self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device, data.grouping)
-        self.policy = self.method.policy(config)
+        self.policy = config.boost_policy()
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
         self.step = 0
@@ -103,13 +102,6 @@ class Trainer:
         self.left_out[positions] = True
         self.momentum.leave_out(np.flatnonzero(self.left_out).tolist())
 
-    def image_sizes(self, order: np.ndarray) -> ImageSizes:
-        """The source sizes the crop boxes are drawn in: one for in-memory images, each file's own for folders."""
-        images = self.data.train.images
-        if isinstance(images, ImageFiles):
-            return images.heights[order], images.widths[order]
-        return images.shape[1:3]
-
     def lr(self, step: int) -> float:
         c = self.config
         return lr_at(step, self.base_lr, c.epochs * self.steps_per_epoch, c.warmup_epochs * self.steps_per_epoch)
@@ -120,19 +112,19 @@ class Trainer:
         weights = self.momentum.weights()
         order = self.rng.permutation(self.num_samples)
         order = order[~self.left_out[order]]
-        params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.image_sizes(order))
+        params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.data.train.images.sizes(order))
         return EpochPlan(order, self.config.batch_size, params), weights
 
     def train_epoch(self, on_step: Callable[[RunningMean], None] = lambda loss: None) -> EpochRecord:
         weighted = self.momentum.epochs_done > 0  # before any loss every weight is 0: nothing to describe
         plan, weights = self.plan_epoch()
-        self.method.start_epoch(self.model, self.config)
+        self.method.start_epoch(self.model)
         self.model.train()
         mean_loss = RunningMean(self.device)
         start = time.perf_counter()
         batches = self.executor.epoch(plan.shard(self.world.rank, self.world.size))
         for b, (indices, views) in enumerate(batches):
-            mean_loss.add(self.train_step(indices, views, self.contrast(plan.batch_length(b))))
+            mean_loss.add(self.train_step(indices, views, plan.batch_length(b)))
             on_step(mean_loss)
         total = self.world.sum(torch.stack([mean_loss.total, mean_loss.total.new_tensor(mean_loss.count)]))
         epoch_loss = float(total[0]) / max(float(total[1]), 1.0)
@@ -147,33 +139,31 @@ class Trainer:
                            weight_mean=float(weights.mean()), weight_std=float(weights.std(correction=0)),
                            memorization=self.memorization(weights) if weighted else {})
 
-    def contrast(self, batch: int) -> Contrast:
-        """A step's global batch of `batch` samples, split over the ranks."""
-        return Contrast(self.config.temperature, batch, -(-batch // self.world.size), self.world)
-
-    def train_step(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast) -> torch.Tensor:
-        """One optimiser step on this rank's share of the global batch `contrast` describes (the whole
+    def train_step(self, indices: torch.Tensor, views: torch.Tensor, batch: int) -> torch.Tensor:
+        """One optimiser step on this rank's share of a global batch of `batch` samples (the whole
         batch in one process); returns the local per-sample losses, still on the device (no host sync)."""
+        share = BatchShare.of(batch, self.world)
         views = self._model_input(views)
         indices = indices.to(self.device, non_blocking=True)
         if self.graphed is not None:
-            loss = self.graphed(self.lr(self.step), indices, views, contrast)
+            loss = self.graphed(self.lr(self.step), indices, views, share)
         else:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr(self.step)
-            loss = self._step_work(indices, views, contrast)
+            loss = self._step_work(indices, views, share)
         self.step += 1
         return loss
 
-    def _step_work(self, indices: torch.Tensor, views: torch.Tensor, contrast: Contrast) -> torch.Tensor:
+    def _step_work(self, indices: torch.Tensor, views: torch.Tensor, share: BatchShare) -> torch.Tensor:
         """The step once its learning rate is set: forward, per-sample loss, backward, momentum update,
-        optimiser step."""
+        optimiser step, the method's after-step hook."""
         self.optimizer.zero_grad(set_to_none=True)
         cache = self.graphed is None
-        loss = self.method.gradients(self.network, self.model, views, contrast,
-                                     lambda: autocast(self.device, self.bf16, cache))
+        loss = self.method.gradients(self.network, views, share, lambda: autocast(self.device, self.bf16, cache))
         self.momentum.update(indices, loss)
         self.optimizer.step()
+        with torch.no_grad():
+            self.method.after_step(self.model)
         return loss
 
     def _graphed_step(self) -> GraphedStep:
@@ -194,19 +184,17 @@ class Trainer:
     def file_records(self) -> FileRecords | None:
         """An image folder's training files as the run records them (bcl_dali.data.files): each file
         read once when the run starts, and on a resume only where its size or time changed."""
-        images = self.data.train.images
-        return images.records(self._known_files) if isinstance(images, ImageFiles) else None
+        return self.data.train.images.records(self._known_files)
 
     @functools.cached_property
     def data_fingerprint(self) -> str:
         """Which training set the momentum state belongs to: a resume must see the same images.
         Hashed once: every epoch's state (kept for Ctrl-C) carries it. Image folders are hashed by
         their files' records, not by their pixels."""
-        images = self.data.train.images
-        return self._fingerprint(self.file_records.identity().encode() if isinstance(images, ImageFiles)
-                                 else images.tobytes())
+        records = self.file_records
+        return self._fingerprint(self.data.train.images.identity() if records is None else records.identity().encode())
 
-    def _fingerprint(self, images: bytes) -> str:
+    def _fingerprint(self, images: bytes | memoryview) -> str:
         digest = hashlib.sha256(self.data.train_indices.astype(np.int64).tobytes())
         digest.update(self.data.train.labels.astype(np.int64).tobytes())
         digest.update(images)
@@ -214,17 +202,16 @@ class Trainer:
 
     def _check_same_data(self, state: dict[str, Any]) -> None:
         """Refuse a checkpoint of other data, naming the first file that changed where one did."""
-        images = self.data.train.images
-        if isinstance(images, ImageFiles) and state.get("files") is not None:
+        if state.get("files") is not None:
             self._known_files = FileRecords.from_state(state["files"])
             for cached in ("file_records", "data_fingerprint"):
                 self.__dict__.pop(cached, None)
-            change = self._known_files.first_change(self.file_records)
+            change = None if self.file_records is None else self._known_files.first_change(self.file_records)
             if change:
                 raise UserError(f"cannot resume: {change}; restore the run's data, or start a new run on the data as "
                                 "it is now")
-        elif isinstance(images, ImageFiles) and state["data"] == self._fingerprint(images.fingerprint().encode()):
-            return  # a checkpoint from before file records: its data is identified by times, and they match
+        elif state["data"] == self._fingerprint(self.data.train.images.identity()):
+            return  # arrays, or files in a checkpoint from before file records: identified by times, which match
         if state["data"] != self.data_fingerprint:
             raise UserError(f"the run was trained on other images ({state['data']}) than --data-dir / --split give now "
                             f"({self.data_fingerprint}); point to the run's data")
