@@ -5,7 +5,7 @@
 # OUT_DIR/results.json and OUT_DIR/check.log as each item finishes; OUT_DIR/gpu_tests.log and
 # OUT_DIR/profile.txt beside them.
 #   benchmarks/gpu_check.sh OUT_DIR              on the GPU (about 8 minutes)
-#   benchmarks/gpu_check.sh OUT_DIR --smoke      the same code at tiny sizes on the CPU (CI runs it)
+#   benchmarks/gpu_check.sh OUT_DIR --smoke      the same code at tiny sizes on the CPU (to see it run before a lease)
 #   benchmarks/gpu_check.sh OUT_DIR --fidelity   the 50-epoch fidelity experiment alone (OUT_DIR/fidelity.md)
 set -uo pipefail
 out=${1:?usage: benchmarks/gpu_check.sh OUT_DIR [--smoke | --fidelity]}

@@ -27,7 +27,7 @@ Pillow (13) runs the horizontal pass first for most crops and the vertical pass 
 crops taller than wide and than the output; its rule for which is not reproduced here. This module
 starts vertically for every crop taller than wide and than the output: where that order is not
 Pillow's, views differ from PIL by a few levels on some pixels (within the executors' parity
-tolerance, tests/test_folder.py); every other view is PIL's, bit for bit.
+tolerance, tests/bcl_dali/data/test_folder.py); every other view is PIL's, bit for bit.
 """
 from __future__ import annotations
 

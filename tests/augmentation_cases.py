@@ -13,6 +13,11 @@ from pipelines.plan import EpochPlan
 from pipelines.reference import augment_view
 
 
+MEAN_TOLERANCE, FAR_TOLERANCE = 1.0, 0.02
+"""The executors' parity tolerance where a view is not PIL's bit for bit: mean difference at most 1
+level, at most 2% of values more than 8 levels off."""
+
+
 def natural_images(n: int, seed: int = 0, size: int = 32) -> np.ndarray:
     """Smooth colour blobs on a tinted background plus noise: saturated colours, gradients and edges,
     so that every op (and every HSV sector) changes the image."""
@@ -59,3 +64,9 @@ def to_uint8(views: torch.Tensor) -> np.ndarray:
 def reference_views(images: np.ndarray, view: ViewParams) -> np.ndarray:
     return np.stack([np.asarray(augment_view(Image.fromarray(image), view, i, images.shape[1]))
                      for i, image in enumerate(images)])
+
+
+def levels(views: torch.Tensor) -> np.ndarray:
+    """Normalised float32 views back to 8-bit levels."""
+    std, mean = torch.tensor(STD).view(1, 3, 1, 1), torch.tensor(MEAN).view(1, 3, 1, 1)
+    return torch.round((views.float() * std + mean) * 255).numpy().astype(int)

@@ -1,10 +1,12 @@
-"""Runs a function in several CPU processes joined by gloo, as torchrun would start them, and the
-training work those processes do for tests/test_distributed.py."""
+"""Several CPU processes joined by gloo: a function run in them as torchrun would start them, the
+training work they do for the distributed tests, and `cli.py` launched under torchrun itself."""
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,7 +18,9 @@ from bcl_dali.config import TrainConfig
 from bcl_dali.distributed import World
 from bcl_dali.train.executors import build_executor
 from bcl_dali.train.trainer import Trainer
+from pipelines.plan import EpochPlan
 from pipelines.plan import share as plan_share
+from tests.paths import REPO
 
 CPU = torch.device("cpu")
 
@@ -82,11 +86,12 @@ def one_step(out: Path, method: str, views: torch.Tensor, indices: torch.Tensor,
 
 
 def epochs(out: Path, method: str, batch_size: int, count: int, dtype: torch.dtype = torch.float32) -> None:
-    """`count` epochs with the DALI CPU executor, the model built in `dtype`; writes, per epoch, the
-    plan's augmentation decisions, the loss and the momentum state after it."""
+    """`count` epochs with the DALI CPU executor, the model built in `dtype`, then the next epoch's
+    plan; writes, per epoch, the plan's augmentation decisions and the momentum state after it, and the
+    next plan's decisions."""
     world = World.from_environment()
     world.start(CPU)
-    config = tiny_config(method, batch_size, count)
+    config = tiny_config(method, batch_size, count + 1)
     data = config.load_data()
     with default_dtype(dtype):
         trainer = Trainer(config, data, CPU, build_executor(config, data, CPU, world), world)
@@ -94,8 +99,46 @@ def epochs(out: Path, method: str, batch_size: int, count: int, dtype: torch.dty
     trainer.plan_epoch = lambda: plans.append(planned()) or plans[-1]
     records = []
     for _ in range(count):
-        loss = trainer.train_epoch().loss
-        params = plans[-1][0].params.view1
-        records.append({"loss": loss, "ema": trainer.momentum.ema.clone(), "order": plans[-1][0].order,
-                        "applied": params.op_applied, "op": params.op_id, "magnitude": params.op_magnitude})
+        trainer.train_epoch()
+        records.append(_decisions(plans[-1][0]) | {"ema": trainer.momentum.ema.clone()})
+    records.append(_decisions(trainer.plan_epoch()[0]))
     torch.save(records, out / f"rank{world.rank}.pt")
+
+
+def _decisions(plan: EpochPlan) -> dict:
+    params = plan.params.view1
+    return {"order": plan.order, "applied": params.op_applied, "op": params.op_id, "magnitude": params.op_magnitude}
+
+
+def launch(*args: str) -> subprocess.Popen:
+    """`python ARGS` in the repository, on one thread per process whatever launches it, so runs
+    launched differently compute the same sums."""
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def finish(processes: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
+    """Wait for every process; on a timeout or an error SIGTERM them, which torchrun passes on to
+    its workers (a SIGKILL would leave them waiting for their peers)."""
+    try:
+        outputs = [process.communicate(timeout=600) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+
+
+def torchrun(*args: str) -> subprocess.Popen:
+    """cli.py under torchrun, two processes on this node; `finish` waits for it."""
+    return launch("-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "cli.py", *args)
+
+
+def two_nodes(*args: str) -> list[subprocess.Popen]:
+    """cli.py under two torchrun invocations of one process each, meeting through c10d as two nodes would."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    return [launch("-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1", f"--node-rank={rank}",
+                   "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", "--rdzv-id=bcl-test",
+                   "--rdzv-conf=join_timeout=120", "cli.py", *args)
+            for rank in range(2)]

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.paths import REPO
 
-REPO = Path(__file__).parents[1]
 LAYERS = {
     "split": 0, "models": 0, "pipelines": 0, "bcl_dali.errors": 0,
     "bcl_dali.device": 1, "bcl_dali.distributed": 1, "bcl_dali.atomic": 1,

@@ -6,23 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.handoff_stress import stress_handoff
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import load_data
 from bcl_dali.data.folder import FolderLists
 from bcl_dali.data.generated_jpegs import write_jpeg_folder
-from bcl_dali.train.executors import build_executor
-from bcl_dali.train.meter import RunningMean
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.report.views import denormalize
+from bcl_dali.train.executors import build_executor
+from bcl_dali.train.meter import RunningMean
 from bcl_dali.train.trainer import Trainer
+from benchmarks.handoff_stress import stress_handoff
 from pipelines.dali_executor import DaliExecutor, epoch_table
 from pipelines.inputs import FileInput, ResidentInput
 from pipelines.plan import EpochPlan
 from pipelines.reference import ReferenceExecutor
-from tests.augmentation_cases import natural_images, reference_views
+from tests.augmentation_cases import FAR_TOLERANCE, MEAN_TOLERANCE, levels, natural_images, reference_views
 from tests.cli_support import run
-from tests.test_folder import FAR_TOLERANCE, MEAN_TOLERANCE, levels
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 CUDA = torch.device("cuda")

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from pipelines.inputs import FileInput, ResidentInput
 
 
-
 class ImageSource(Protocol):
     def __len__(self) -> int: ...
 

@@ -34,7 +34,6 @@ from bcl_dali.train.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
 
 
-
 class Executor(Protocol):
     """Turns an epoch plan into batches of (sample indices, views): view 1 of the B samples, then view 2."""
 

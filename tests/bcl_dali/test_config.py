@@ -1,0 +1,111 @@
+"""TrainConfig in sections: each field belongs to one section, which checks it and gives its rule on
+resume; a resume is refused, allowed or recorded by that rule alone."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bcl_dali.config import ADJUSTABLE, FIXED, OPERATIONAL, SECTIONS, TrainConfig
+from bcl_dali.errors import UserError
+from bcl_dali.train.schedule import lr_at
+from tests.cli_support import assert_one_line_error, run
+
+TINY = ("--dataset", "synthetic-lt", "--num-classes", "3", "--width", "16", "--batch-size", "64", "--device", "cpu",
+        "--workers", "1")
+
+
+def test_every_setting_lives_in_exactly_one_section_with_a_rule_on_resume():
+    owners = {}
+    for section in SECTIONS:
+        for field in dataclasses.fields(section):
+            assert field.name not in owners, f"{field.name} in {owners.get(field.name)} and {section.__name__}"
+            owners[field.name] = section.__name__
+            assert field.metadata["resume"] in (FIXED, ADJUSTABLE, OPERATIONAL)
+    assert set(owners) == {field.name for field in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda section: section.__name__)
+def test_each_section_checks_its_own_fields(section):
+    """A section's check refuses a bad value of one of its fields, whatever the other sections hold."""
+    bad = {"ModelSettings": {"width": 8}, "DataSettings": {"num_classes": 2},
+           "AugmentationSettings": {"crop_scale": 1.5}, "ObjectiveSettings": {"beta": 1.0},
+           "OptimisationSettings": {"lr": -1.0}, "MachineSettings": {"workers": -1},
+           "RecordSettings": {"eval_every": -1}}[section.__name__]
+    with pytest.raises(UserError):
+        section.check(section(**bad))
+    section.check(section())
+
+
+def test_a_resume_follows_each_field_s_rule():
+    stored = TrainConfig(dataset="synthetic-lt", num_classes=3, epochs=4).resolve()
+    moved = dataclasses.replace(stored, workers=3, device="cpu", eval_every=2)
+    moved.check_resumable_as(stored)
+    assert moved.adjustments_from(stored) == {}
+    remedied = dataclasses.replace(stored, lr=0.1, epochs=6)
+    remedied.check_resumable_as(stored)
+    assert remedied.adjustments_from(stored) == {"epochs": [4, 6], "lr": [stored.lr, 0.1]}
+    with pytest.raises(UserError, match="batch_size"):
+        dataclasses.replace(stored, batch_size=stored.batch_size // 2).check_resumable_as(stored)
+
+
+def _data(**fields) -> np.ndarray:
+    return TrainConfig(dataset="synthetic-lt", num_classes=3, **fields).resolve().load_data().train.images.pixels
+
+
+def test_the_training_seed_does_not_change_the_built_in_data() -> None:
+    """Fails if synthetic-lt is drawn from --seed again: a seed study would compare different data."""
+    assert np.array_equal(_data(seed=1), _data(seed=2))
+    assert not np.array_equal(_data(seed=1, data_seed=0), _data(seed=1, data_seed=1))
+
+
+def test_rand_k_that_contradicts_the_method_is_refused(tmp_path: Path) -> None:
+    """SimCLR with boosted RandAugment is BCL-I under another name."""
+    assert_one_line_error(run("train", "--method", "simclr", "--rand-k", "2", "--out", tmp_path / "r", *TINY),
+                          "--rand-k")
+    assert not (tmp_path / "r").exists()
+
+
+def test_warm_up_always_leaves_epochs_for_the_decay() -> None:
+    """A default warm-up as long as a short run would ramp the learning rate up for the whole run."""
+    config = TrainConfig(dataset="cifar100-lt", epochs=3).resolve()
+    assert config.warmup_epochs == 2
+    steps = 10
+    assert lr_at(3 * steps - 1, 1.0, 3 * steps, config.warmup_epochs * steps) < 0.01
+
+
+@pytest.mark.parametrize("warmup,epochs", [("3", "3"), ("5", "3")])
+def test_a_warm_up_without_decay_is_refused(tmp_path: Path, warmup: str, epochs: str) -> None:
+    assert_one_line_error(run("train", "--warmup-epochs", warmup, "--epochs", epochs, "--out", tmp_path / "r", *TINY),
+                          "never decay")
+
+
+def test_the_machine_s_worker_count_stays_out_of_the_config(tmp_path: Path) -> None:
+    """A resume on another machine must use that machine's cores, not the first one's."""
+    out = tmp_path / "r"
+    args = [a for a in TINY if a not in ("--workers", "1")]
+    assert run("train", "--epochs", "0", "--out", out, *args).exit_code == 0
+    assert json.loads((out / "config.json").read_text())["workers"] is None
+
+
+def test_the_recipe_is_the_papers_imagenet_lt_setting():
+    config = TrainConfig(dataset="folder", data_dir="/data", recipe="places-lt").resolve()
+    assert (config.arch, config.stem, config.image_size, config.crop_scale, config.blur) == (
+        "resnet50", "imagenet", 224, 0.08, True)
+    assert (config.epochs, config.batch_size, config.lr, config.temperature) == (500, 256, 0.5, 0.2)
+    assert TrainConfig(dataset="folder", data_dir="/data").resolve().recipe == "imagenet-lt"
+    small = TrainConfig(dataset="folder", data_dir="/data", arch="resnet18", image_size=32).resolve()
+    assert (small.arch, small.image_size, small.stem) == ("resnet18", 32, "imagenet")
+    cifar = TrainConfig().resolve()
+    assert (cifar.stem, cifar.crop_scale, cifar.blur) == ("cifar", 0.1, False)
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--recipe", "imagenet-lt"), "--recipe imagenet-lt is a setting for image folders"),
+    (("--image-size", "64"), "--image-size applies to --dataset folder only"),
+])
+def test_folder_settings_on_other_data_are_refused(tmp_path, flags, fragment):
+    assert_one_line_error(run("train", *flags, "--out", tmp_path / "never"), fragment)
