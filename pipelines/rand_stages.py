@@ -13,7 +13,7 @@ import functools
 import torch
 
 from pipelines.colour import enhance
-from pipelines.exact import constant, divide, lookup
+from pipelines.pil_arithmetic import constant, divide, lookup
 from pipelines.ops import CUTOUT_FILL, POINT_TABLES
 from pipelines.slot import Stage
 
