@@ -16,7 +16,7 @@ LAYERS = {
     "bcl_dali.eval": 3, "bcl_dali.methods": 3,
     "bcl_dali.config": 4,
     "bcl_dali.train": 5, "bcl_dali.report": 5,
-    "bcl_dali.training": 6, "bcl_dali.evaluation": 6,
+    "bcl_dali.training": 6, "bcl_dali.evaluation": 6, "bcl_dali.augmentation": 6,
     "bcl_dali.experiments": 7,
     "benchmarks": 8,
     "cli": 9,

@@ -22,7 +22,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -98,6 +98,18 @@ def folder_pool(data_dir: str | os.PathLike | None, lists: FolderLists, imbalanc
                      images=lambda indices: pool_files[indices], test=lambda: ImageSet(test_files, test.labels),
                      train_indices=np.arange(len(train.labels), dtype=np.int64), grouping=GROUPING,
                      undecodable=undecodable)
+
+
+def files_at(paths: Sequence[str | os.PathLike]) -> ImageFiles:
+    """Files named by their paths (e.g. a torchvision ImageFolder's samples), checked and measured as
+    a folder's are, under the deepest folder that holds them all."""
+    absolute = [Path(path).resolve() for path in paths]
+    if not absolute:
+        raise UserError("no image paths given; a source needs at least one image")
+    root = Path(os.path.commonpath([path.parent for path in absolute]))
+    entries = _Entries([str(path.relative_to(root)) for path in absolute], np.zeros(len(absolute), np.int64),
+                       [str(path) for path in absolute])
+    return _scan(root, [entries])[0][0]
 
 
 def list_files(root: Path, list_file: Path) -> ImageFiles:

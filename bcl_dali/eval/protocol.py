@@ -73,6 +73,24 @@ def evaluate(model: nn.Module, data: LongTailedData, device: torch.device, shots
                       shots=results, settings=settings())
 
 
+def evaluate_backbone(backbone: nn.Module, data: LongTailedData, device: torch.device | str, shots: list[str],
+                      seed: int = 0, size: int | None = None) -> Evaluation:
+    """`evaluate` for any network whose forward gives one feature vector per image (e.g. a torchvision
+    ResNet whose `fc` is `nn.Identity()`), on normalised (B, 3, S, S) images."""
+    return evaluate(_Features(backbone), data, torch.device(device), shots, seed, size=size)
+
+
+class _Features(nn.Module):
+    """A backbone as `extract_features` takes a model: its forward, flattened, is `features`."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images).flatten(1)
+
+
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
     """Accuracy (%) of each class on the test set; NaN for a class without test images."""
     hits = torch.zeros(num_classes, device=labels.device).index_add_(0, labels, (predictions == labels).float())

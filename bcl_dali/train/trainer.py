@@ -29,6 +29,7 @@ from bcl_dali.methods import METHODS, BatchShare
 from bcl_dali.train.momentum import MomentumLoss
 from bcl_dali.train.optimizers import build_optimizer, scaled_lr
 from bcl_dali.train.schedule import lr_at
+from bcl_dali.train.planner import EpochPlanner
 from bcl_dali.train.step_graph import GraphedStep
 from bcl_dali.train.sync_batchnorm import synchronise_batchnorm
 from pipelines.plan import EpochPlan
@@ -71,7 +72,6 @@ class Trainer:
         self.method = METHODS[config.method](config.method_settings())
         self.bf16 = uses_bf16(config.precision, device)
         torch.manual_seed(config.seed)
-        self.rng = np.random.default_rng(config.seed)
         model = self.method.build_model(config.arch, config.width, config.stem)
         if world.size > 1 and config.sync_bn:
             model = synchronise_batchnorm(model, world, device)
@@ -88,18 +88,21 @@ class Trainer:
         """The step replayed from CUDA graphs (--cuda-graphs step), or None: eager."""
         self.num_samples = len(data.train.labels)
         self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
+        self.planner = EpochPlanner(self.momentum, config.boost_policy(), config.batch_size, config.seed)
         self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device, data.grouping)
-        self.policy = config.boost_policy()
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
         self.epoch = 0
         self.step = 0
         self._known_files: FileRecords | None = None
-        self.left_out = np.zeros(self.num_samples, bool)
-        """Training samples this run no longer plans (their files do not decode: --on-bad-image skip)."""
+
+    @property
+    def left_out(self) -> np.ndarray:
+        """(N,) bool: training samples this run no longer plans (their files do not decode:
+        --on-bad-image skip)."""
+        return self.planner.left_out
 
     def leave_out(self, positions: np.ndarray) -> None:
-        self.left_out[positions] = True
-        self.momentum.leave_out(np.flatnonzero(self.left_out).tolist())
+        self.planner.leave_out(positions)
 
     def lr(self, step: int) -> float:
         c = self.config
@@ -108,11 +111,7 @@ class Trainer:
     def plan_epoch(self) -> tuple[EpochPlan, torch.Tensor]:
         """This epoch's order and augmentation parameters, from the weights of the last epoch
         (returned, on the device)."""
-        weights = self.momentum.weights()
-        order = self.rng.permutation(self.num_samples)
-        order = order[~self.left_out[order]]
-        params = self.policy.sample(weights.cpu().numpy()[order], self.rng, self.data.train.images.sizes(order))
-        return EpochPlan(order, self.config.batch_size, params), weights
+        return self.planner.plan(self.data.train.images)
 
     def train_epoch(self, on_step: Callable[[RunningMean], None] = lambda loss: None) -> EpochRecord:
         weighted = self.momentum.epochs_done > 0  # before any loss every weight is 0: nothing to describe
@@ -224,7 +223,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": _with_float_rates(self.optimizer.state_dict()),
             "momentum": self.momentum.state_dict(),
-            "rng": rng_state(self.rng),
+            "rng": rng_state(self.planner.rng),
             "world_size": self.world.size,
             "files": None if self.file_records is None else self.file_records.as_state(),
             "left_out": np.flatnonzero(self.left_out).tolist(),
@@ -247,10 +246,8 @@ class Trainer:
                             f"{self.config.width} with --optimizer {self.config.optimizer}, as the run's config says; "
                             "the directory mixes two runs") from None
         self.momentum.load_state_dict(state["momentum"])
-        self.left_out[:] = False
-        if state.get("left_out"):
-            self.leave_out(np.asarray(state["left_out"], np.int64))
-        restore_rng_state(self.rng, state["rng"])
+        self.planner.load_state_dict({"numpy": state["rng"]["numpy"], "left_out": state.get("left_out")})
+        restore_rng_state(self.planner.rng, state["rng"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
 

@@ -85,7 +85,7 @@ def test_executor_augments_each_sample_as_its_row_of_the_plan_says(name):
     trainer = _trainer("bcl-d")
     rng = np.random.default_rng(12)
     order = rng.permutation(40)
-    params = trainer.policy.sample((order >= 20).astype(np.float64), rng, (32, 32))
+    params = trainer.planner.policy.sample((order >= 20).astype(np.float64), rng, (32, 32))
     plain = AugParams(*(replace(view, op_applied=np.zeros_like(view.op_applied)) for view in params.views))
     executor = _executors(images, batch=16)[name]
     boosted_batches = [(indices, views.clone()) for indices, views in executor.epoch(EpochPlan(order, 16, params))]
