@@ -454,19 +454,27 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes_e
     assert not list(out.glob(".*")), "the half-written temporary checkpoint was left in the run"
 
 
+def _stopped_by(signal_number: int, status: int, reference, tmp_path, children) -> tuple[Path, str]:
+    """A run sent `signal_number` after its first epoch: it exits with `status`, says how to resume
+    without a traceback, and its last.pt holds the last finished epoch. Its directory and stderr."""
+    out = tmp_path / "run"
+    children.append(process := start(tmp_path, "train", *reference.args, "--out", str(out)))
+    wait_for_epoch(process, out, 1)
+    process.send_signal(signal_number)
+    assert process.wait(timeout=60) == status, child_output(process)
+    stderr = process.logs[1].read_text()
+    assert f"--resume {out}" in stderr and "Traceback" not in stderr, stderr
+    assert load_checkpoint(out / "last.pt")["epoch"] == finished_epochs(out)[-1] >= 1
+    return out, stderr
+
+
 @pytest.mark.slow
 def test_sigterm_stops_as_ctrl_c_does_and_exits_143(reference, tmp_path, children):
     """A scheduler's time limit or `kill` sends SIGTERM: the run stops as on Ctrl-C (the last finished
     epoch saved, how to go on said), with the status a shell reports for SIGTERM. Mutation caught: no
     SIGTERM handler (the process dies by the signal, -15)."""
-    out = tmp_path / "run"
-    children.append(process := start(tmp_path, "train", *reference.args, "--out", str(out)))
-    wait_for_epoch(process, out, 1)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143, child_output(process)
-    stderr = process.logs[1].read_text()
-    assert "terminated in epoch" in stderr and f"--resume {out}" in stderr and "Traceback" not in stderr, stderr
-    assert load_checkpoint(out / "last.pt")["epoch"] == finished_epochs(out)[-1] >= 1
+    _, stderr = _stopped_by(signal.SIGTERM, 143, reference, tmp_path, children)
+    assert "terminated in epoch" in stderr
 
 
 @pytest.mark.slow
@@ -474,17 +482,8 @@ def test_ctrl_c_exits_130_saves_the_last_finished_epoch_and_says_how_to_resume(r
     """Ctrl-C between the minute-apart checkpoints must still save the last finished epoch (kept in
     memory), exit as a shell expects of SIGINT, and tell the user the command that continues;
     that command must then end exactly where an uninterrupted run ends."""
-    out = tmp_path / "run"
-    children.append(process := start(tmp_path, "train", *reference.args, "--out", str(out)))
-    wait_for_epoch(process, out, 1)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130, child_output(process)
-
-    stderr = process.logs[1].read_text()
-    assert f"--resume {out}" in stderr and "Traceback" not in stderr, stderr
-    done = finished_epochs(out)
-    assert 1 <= done[-1] < EPOCHS
-    assert load_checkpoint(out / "last.pt")["epoch"] == done[-1]
+    out, _ = _stopped_by(signal.SIGINT, 130, reference, tmp_path, children)
+    assert finished_epochs(out)[-1] < EPOCHS
     resumed = run("train", "--resume", out)
     assert resumed.exit_code == 0, resumed.output
     reference.assert_same_run(out)
