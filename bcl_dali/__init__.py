@@ -8,13 +8,17 @@ costs nothing until then (DALI alone takes seconds).
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-try:
-    __version__ = version("bcl-dali")
-except PackageNotFoundError:  # run from a checkout that was never installed
-    __version__ = "0+unknown"
+from bcl_dali.version import __version__
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if not (Path(__file__).parent / "pipelines").is_dir() and (_CHECKOUT / "pipelines").is_dir():
+    # A checkout keeps pipelines/, models/, split/ and benchmarks/ beside bcl_dali/; an install puts
+    # them inside it (pyproject.toml's package-dir), so that bcl_dali is its only import root.
+    __path__.append(str(_CHECKOUT))
+
 
 _EXPORTS = {
     "BoostedAugmentation": "bcl_dali.augmentation",

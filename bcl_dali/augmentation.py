@@ -24,7 +24,7 @@ from bcl_dali.distributed import World
 from bcl_dali.policy import CROP_SCALE, BoostPolicy
 from bcl_dali.train.momentum import MomentumLoss
 from bcl_dali.train.planner import EpochPlanner
-from pipelines.ops import MAX_MAGNITUDE
+from bcl_dali.pipelines.ops import MAX_MAGNITUDE
 
 EXECUTORS = ("dali", "pil")
 
@@ -59,11 +59,11 @@ class BoostedAugmentation:
         size = self.images.view_size(image_size)
         threads = workers if workers is not None else max(1, cpu_count() // self.world.local_size)
         if executor == "pil":
-            from pipelines.reference import ReferenceExecutor
+            from bcl_dali.pipelines.reference import ReferenceExecutor
 
             self.executor = ReferenceExecutor(self.images, size=size, workers=threads)
         else:
-            from pipelines.dali_executor import DaliExecutor  # DALI takes seconds to import
+            from bcl_dali.pipelines.dali_executor import DaliExecutor  # DALI takes seconds to import
 
             self.executor = DaliExecutor(self.images.dali_input(), size=size, num_slots=rand_k,
                                          batch_size=batch_size // self.world.size, device=self.device,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
@@ -25,7 +26,8 @@ from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.methods import METHODS
 from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR, BoostPolicy
-from models.resnet import STEMS
+from bcl_dali.runs.loggers import LOGGERS
+from bcl_dali.models.resnet import STEMS
 
 
 @dataclass(frozen=True)
@@ -244,8 +246,11 @@ class RecordSettings:
     snapshot_every: int = setting(500, OPERATIONAL)
     stop_after: int | None = setting(resume=OPERATIONAL)
     probe: bool = setting(False, OPERATIONAL)
+    log: str = setting("none", OPERATIONAL)
+    """Where else the metrics go (bcl_dali.runs.loggers): none, tensorboard or wandb."""
 
     def check(self) -> None:
+        _choice("log", self.log, LOGGERS)
         _refuse_failed([
             (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
             (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),
@@ -459,3 +464,31 @@ def _default(value: T | None, fallback: T) -> T:
     return fallback if value is None else value
 
 
+
+
+ONE_INVOCATION = ("stop_after",)
+"""Settings a run's config.json records of the invocation that wrote it, not of the run."""
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A run's settings from a file (`train --config`): a run's config.json, or a TOML file of the
+    same keys (dashes or underscores); keys that are not settings are refused, by name."""
+    toml = path.suffix == ".toml"
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UserError(f"cannot read --config {path} ({error.strerror}); give a run's config.json or a .toml "
+                        "file of train's settings") from None
+    try:
+        data = tomllib.loads(text) if toml else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"--config {path} is not valid {'TOML' if toml else 'JSON'} ({error}); fix the file, or "
+                        "give a run's config.json or a .toml file") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--config {path} holds a {type(data).__name__}; it must map settings to values")
+    settings = {key.replace("-", "_"): value for key, value in data.items()}
+    unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"--config {path} has unknown settings {unknown}; its keys are train's flags without the "
+                        "leading dashes (see train --help)")
+    return {key: value for key, value in settings.items() if toml or key not in ONE_INVOCATION}

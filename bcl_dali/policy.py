@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.blur import SIGMA_RANGE
-from pipelines.ops import MAX_MAGNITUDE, RAND_OPS
-from pipelines.params import AugParams, ImageSizes, ViewParams
+from bcl_dali.pipelines.blur import SIGMA_RANGE
+from bcl_dali.pipelines.ops import MAX_MAGNITUDE, RAND_OPS
+from bcl_dali.pipelines.params import AugParams, ImageSizes, ViewParams
 
 CROP_SCALE = (0.1, 1.0)
 """The reference's CIFAR crop scale; the ImageNet-LT and Places-LT recipes crop from 0.08 up."""

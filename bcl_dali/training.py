@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import signal
-import threading
 import dataclasses
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,21 +20,22 @@ import numpy as np
 import torch
 
 from bcl_dali.atomic import atomic_path
-from bcl_dali.runs.checkpoint import load_checkpoint, save_checkpoint
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
 from bcl_dali.data.files import BadImages
-from bcl_dali.errors import Interrupted, Terminated, UserError
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
+from bcl_dali.errors import Interrupted, Terminated, UserError
+from bcl_dali.eval.features import extract_features
 from bcl_dali.eval.protocol import evaluate, knn_top1
 from bcl_dali.eval.result import FULL, shot_name
-from bcl_dali.train.executors import build_executor
-from bcl_dali.eval.features import extract_features
+from bcl_dali.pipelines.undecodable import UndecodableFiles
+from bcl_dali.runs.checkpoint import load_checkpoint, save_checkpoint
+from bcl_dali.runs.loggers import check_logger, open_logger
 from bcl_dali.runs.rundir import RunDir
+from bcl_dali.train.executors import build_executor
 from bcl_dali.train.schedule import lr_at
 from bcl_dali.train.trainer import EpochRecord, Trainer, check_batch_split
-from pipelines.undecodable import UndecodableFiles
 
 CHECKPOINT_INTERVAL_S = 60.0
 """last.pt is rewritten at most this often (and always at the end): a 2000-epoch GPU run finishes
@@ -103,6 +104,7 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
         if world.is_main:
             run.check_free()
     check_batch_split(config.batch_size, world)
+    check_logger(config.log)
     device = world.device(resolve_device(config.device))
     world.start(device)
     left_out = [entry["path"] for entry in run.left_out()] if resume is not None else []
@@ -251,7 +253,14 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
          f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
     last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
-    with _terminate_as_interrupt():
+    logger = open_logger(config.log, run.path, dataclasses.asdict(config)) if world.is_main else None
+
+    def publish(record: dict) -> None:
+        run.append_metrics(record)
+        if logger is not None:
+            logger.log(record)
+
+    with _terminate_as_interrupt(), contextlib.closing(logger) if logger else contextlib.nullcontext():
         try:
             while trainer.epoch < final_epoch:
                 try:
@@ -283,9 +292,9 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
                     try:
                         record |= evaluation(trainer, probe=config.probe and trainer.epoch == config.epochs)
                     except BaseException:
-                        run.append_metrics(record)
+                        publish(record)
                         raise
-                run.append_metrics(record)
+                publish(record)
                 echo(_epoch_line(record, config.epochs))
         except KeyboardInterrupt as signalled:
             if world.is_main and unsaved is not None:

@@ -3,7 +3,7 @@
 Padding every crop of an iteration to its largest would make one 6000 x 6000 JPEG among 343 files cost
 13 GB of RAM instead of 1. The resize works in chunks of crops of similar size under a budget
 (pipelines.resize), so the huge image costs about its own pixels. Peak memory is the process's resident
-set on the CPU (measured in a fresh process, `python -m benchmarks.folder_memory ROOT SIZE`), and
+set on the CPU (measured in a fresh process, `python -m bcl_dali.benchmarks.folder_memory ROOT SIZE`), and
 torch's peak allocation on a GPU.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from PIL import Image
 
 from bcl_dali.data.folder import list_files
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_executor import DaliExecutor
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.plan import EpochPlan
 
 HUGE_SIDE = 6000
 FILES = 16
@@ -62,7 +62,7 @@ def one_iteration(root: Path, size: int, device: torch.device) -> None:
 
 def peak_on_the_cpu(root: Path, size: int) -> int:
     """Peak resident bytes of a fresh process that runs `one_iteration` on the CPU."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.folder_memory", str(root), str(size)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "bcl_dali.benchmarks.folder_memory", str(root), str(size)], capture_output=True,
                           text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     return json.loads(done.stdout.splitlines()[-1])["peak_bytes"]
 

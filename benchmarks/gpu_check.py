@@ -30,12 +30,12 @@ from typing import Callable
 import torch
 
 from bcl_dali.experiments.fidelity import PAIRS, run_fidelity
-from benchmarks.folder_memory import compare as folder_memory
-from benchmarks.handoff_stress import stress_handoff
-from benchmarks.pipeline import measure_pipeline
-from benchmarks.profile import iteration_profile
-from benchmarks.step import measure_step
-from benchmarks.train import compare, measure_scaling, measure_training
+from bcl_dali.benchmarks.folder_memory import compare as folder_memory
+from bcl_dali.benchmarks.handoff_stress import stress_handoff
+from bcl_dali.benchmarks.pipeline import measure_pipeline
+from bcl_dali.benchmarks.profile import iteration_profile
+from bcl_dali.benchmarks.step import measure_step
+from bcl_dali.benchmarks.train import compare, measure_scaling, measure_training
 from bcl_dali.config import CUDA_GRAPHS
 from bcl_dali.data import load_data
 from bcl_dali.data.files import ImageFiles
@@ -331,7 +331,7 @@ def headline(result) -> str:
 
 
 def main() -> None:
-    """python -m benchmarks.gpu_check OUT [--smoke] [--plan | --tier N | --fidelity]"""
+    """python -m bcl_dali.benchmarks.gpu_check OUT [--smoke] [--plan | --tier N | --fidelity]"""
     out = Path(sys.argv[1])
     flags = sys.argv[2:]
     sizes = SMOKE if "--smoke" in flags else FULL

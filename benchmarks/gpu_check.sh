@@ -14,13 +14,13 @@ python=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 if [ "$mode" = "--fidelity" ]; then
-    exec "$python" -m benchmarks.gpu_check "$out" --fidelity
+    exec "$python" -m bcl_dali.benchmarks.gpu_check "$out" --fidelity
 fi
-"$python" -m benchmarks.gpu_check "$out" $mode --plan
+"$python" -m bcl_dali.benchmarks.gpu_check "$out" $mode --plan
 if [ "$mode" != "--smoke" ]; then
     timeout 120 "$python" -m pytest -q -s -m gpu tests 2>&1 | tee "$out/gpu_tests.log"
 fi
 for limit in "1 210" "2 100" "3 100"; do
     set -- $limit
-    timeout "$2" "$python" -m benchmarks.gpu_check "$out" $mode --tier "$1" || echo "tier $1 ended with status $?" | tee -a "$out/check.log"
+    timeout "$2" "$python" -m bcl_dali.benchmarks.gpu_check "$out" $mode --tier "$1" || echo "tier $1 ended with status $?" | tee -a "$out/check.log"
 done

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_executor import DaliExecutor
-from pipelines.inputs import ResidentInput
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.inputs import ResidentInput
+from bcl_dali.pipelines.plan import EpochPlan
 
 SLEEP_CYCLES = 20_000_000
 """About 10 ms of a GPU's clock per batch: far longer than DALI takes to run an iteration ahead."""

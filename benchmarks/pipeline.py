@@ -18,8 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from benchmarks.profile import StageTimer, cost_model
-from benchmarks.timing import gpu_name, synchronize
+from bcl_dali.benchmarks.profile import StageTimer, cost_model
+from bcl_dali.benchmarks.timing import gpu_name, synchronize
 from bcl_dali.config import IMAGENET_LT
 from bcl_dali.data import load_data, load_pool
 from bcl_dali.data.files import ImageFiles
@@ -27,10 +27,10 @@ from bcl_dali.data.folder import list_files
 from bcl_dali.data.generated_jpegs import given_or_generated
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_executor import DaliExecutor
-from pipelines.dali_graph import PREFETCH_DEPTH
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.dali_graph import PREFETCH_DEPTH
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
 
 WARMUP_ITERATIONS = 3
 TAIL_ITERATIONS = PREFETCH_DEPTH + 1

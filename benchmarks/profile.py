@@ -30,20 +30,20 @@ from torch.profiler import ProfilerActivity
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from benchmarks.timing import synchronize
+from bcl_dali.benchmarks.timing import synchronize
 from bcl_dali.data import load_data
 from bcl_dali.data.generated_jpegs import IMAGENET_SIDES
 from bcl_dali.device import cpu_count
 from bcl_dali.policy import BoostPolicy
-from pipelines.augment import Augmentation
-from pipelines.dali_executor import GPU_VIEWS_PER_ITERATION, DaliExecutor, epoch_table, view_rows
-from pipelines.dali_graph import PREFETCH_DEPTH, AugmentOperator, augmentation_pipeline
-from pipelines.inputs import FileInput, ResidentInput, decode_plan
-from pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
-from pipelines.normalize import normalized
-from pipelines.plan import EpochPlan
-from pipelines.resize import GPU_CHUNK_BYTES
-from pipelines.steps import dense_for
+from bcl_dali.pipelines.augment import Augmentation
+from bcl_dali.pipelines.dali_executor import GPU_VIEWS_PER_ITERATION, DaliExecutor, epoch_table, view_rows
+from bcl_dali.pipelines.dali_graph import PREFETCH_DEPTH, AugmentOperator, augmentation_pipeline
+from bcl_dali.pipelines.inputs import FileInput, ResidentInput, decode_plan
+from bcl_dali.pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
+from bcl_dali.pipelines.normalize import normalized
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.resize import GPU_CHUNK_BYTES
+from bcl_dali.pipelines.steps import dense_for
 
 EXPANDING_OPERATORS = frozenset({"WarpAffine", "CoordTransform", "Equalize"})
 """DALI operators that split an FHWC sequence into one sample per frame (measured, DALI 2.4)."""

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from benchmarks.timing import gpu_name, synchronize
+from bcl_dali.benchmarks.timing import gpu_name, synchronize
 from bcl_dali.config import RECIPES, TrainConfig
 from bcl_dali.train.trainer import Trainer
 

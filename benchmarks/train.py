@@ -32,9 +32,9 @@ from bcl_dali.methods import METHODS, BatchShare
 from bcl_dali.train.momentum import MomentumLoss
 from bcl_dali.train.schedule import lr_at
 from bcl_dali.train.trainer import Trainer, check_batch_split
-from benchmarks.timing import gpu_name, synchronize
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
+from bcl_dali.benchmarks.timing import gpu_name, synchronize
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 SCALING_TIMEOUT_S = 3600

@@ -4,10 +4,10 @@ Plain nn.Modules; a user can import any of them into their own training loop.
 """
 from __future__ import annotations
 
-from models.heads import PROJECTION_DIM, ProjectionHead
-from models.resnet import ARCHITECTURES, BasicBlock, Bottleneck, ResNet, resnet
-from models.sdclr import SDCLR, DualBatchNorm, MaskedConv2d, prune_by_magnitude
-from models.simclr import SimCLR
+from bcl_dali.models.heads import PROJECTION_DIM, ProjectionHead
+from bcl_dali.models.resnet import ARCHITECTURES, BasicBlock, Bottleneck, ResNet, resnet
+from bcl_dali.models.sdclr import SDCLR, DualBatchNorm, MaskedConv2d, prune_by_magnitude
+from bcl_dali.models.simclr import SimCLR
 
 
 __all__ = [

@@ -16,8 +16,8 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn as nn
 
-from models.heads import ProjectionHead
-from models.resnet import resnet
+from bcl_dali.models.heads import ProjectionHead
+from bcl_dali.models.resnet import resnet
 
 
 class MaskedConv2d(nn.Conv2d):

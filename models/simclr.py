@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.heads import ProjectionHead
-from models.resnet import resnet
+from bcl_dali.models.heads import ProjectionHead
+from bcl_dali.models.resnet import resnet
 
 
 class SimCLR(nn.Module):

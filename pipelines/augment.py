@@ -13,13 +13,13 @@ import functools
 
 import torch
 
-from pipelines.blur import gaussian_blur
-from pipelines.colour import adjust_hue, enhance, grayscale
-from pipelines.iteration import IterationPlan, plan_on_the_fly
-from pipelines.resize import TapTables, columns_of, resize_resident, resize_views
-from pipelines import slot_kernels
-from pipelines.steps import DenseSteps, SparseSteps, Take, dense_for
-from pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
+from bcl_dali.pipelines.blur import gaussian_blur
+from bcl_dali.pipelines.colour import adjust_hue, enhance, grayscale
+from bcl_dali.pipelines.iteration import IterationPlan, plan_on_the_fly
+from bcl_dali.pipelines.resize import TapTables, columns_of, resize_resident, resize_views
+from bcl_dali.pipelines import slot_kernels
+from bcl_dali.pipelines.steps import DenseSteps, SparseSteps, Take, dense_for
+from bcl_dali.pipelines.table import JITTER_SLOTS, PRE_HUE_SLOTS, Layout
 
 Steps = DenseSteps | SparseSteps
 

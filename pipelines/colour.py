@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import torch
 
-from pipelines.pil_arithmetic import constant, divide, lookup
+from bcl_dali.pipelines.pil_arithmetic import constant, divide, lookup
 
 LUMA_WEIGHTS = tuple(w / 65536.0 for w in (19595.0, 38470.0, 7471.0))
 """PIL's RGB -> L is (19595 R + 38470 G + 7471 B + 2^15) >> 16; scaled by 2^-16 the weighted sum is

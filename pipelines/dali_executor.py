@@ -27,13 +27,13 @@ from nvidia.dali.pipeline import Pipeline
 from nvidia.dali.tensors import TensorListCPU, TensorListGPU
 from nvidia.dali.types import BatchInfo
 
-from pipelines.dali_graph import AugmentOperator, Timer, augmentation_pipeline
-from pipelines.graphs import side_stream
-from pipelines.handoff import HeldOutputs
-from pipelines.inputs import FileInput, ResidentInput, samples_of
-from pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
-from pipelines.plan import EpochPlan
-from pipelines.table import view_table
+from bcl_dali.pipelines.dali_graph import AugmentOperator, Timer, augmentation_pipeline
+from bcl_dali.pipelines.graphs import side_stream
+from bcl_dali.pipelines.handoff import HeldOutputs
+from bcl_dali.pipelines.inputs import FileInput, ResidentInput, samples_of
+from bcl_dali.pipelines.iteration import IterationPlan, PlanQueue, step_rows, upload_indices
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.table import view_table
 
 TensorList = TensorListCPU | TensorListGPU
 GPU_VIEWS_PER_ITERATION = 4096

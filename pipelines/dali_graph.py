@@ -27,10 +27,10 @@ import torch.utils.dlpack
 from nvidia.dali import fn, pipeline_def
 from nvidia.dali.pipeline import Pipeline
 
-from pipelines.augment import Augmentation
-from pipelines.graphs import CapturedFunction
-from pipelines.iteration import IterationPlan, PlanQueue
-from pipelines.normalize import normalized
+from bcl_dali.pipelines.augment import Augmentation
+from bcl_dali.pipelines.graphs import CapturedFunction
+from bcl_dali.pipelines.iteration import IterationPlan, PlanQueue
+from bcl_dali.pipelines.normalize import normalized
 
 PREFETCH_DEPTH = 2
 Timer = Callable[[str, Callable[[], torch.Tensor]], torch.Tensor]

@@ -23,11 +23,11 @@ import torch
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from pipelines.augment import Augmentation
-from pipelines.iteration import IterationPlan
-from pipelines.resize import ResizePlan, chunk_bytes, plan_resize
-from pipelines.table import Layout
-from pipelines.undecodable import UndecodableFiles, decode_problem
+from bcl_dali.pipelines.augment import Augmentation
+from bcl_dali.pipelines.iteration import IterationPlan
+from bcl_dali.pipelines.resize import ResizePlan, chunk_bytes, plan_resize
+from bcl_dali.pipelines.table import Layout
+from bcl_dali.pipelines.undecodable import UndecodableFiles, decode_problem
 
 READ_THREADS = 8
 """Threads reading files for the external source (reads release the GIL)."""

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from pipelines.steps import DenseSteps, SparseSteps, host_rows, step_masks, step_predicates
-from pipelines.table import Layout
+from bcl_dali.pipelines.steps import DenseSteps, SparseSteps, host_rows, step_masks, step_predicates
+from bcl_dali.pipelines.table import Layout
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.pil_arithmetic import constant, divide
+from bcl_dali.pipelines.pil_arithmetic import constant, divide
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

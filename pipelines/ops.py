@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from pipelines.slot import PointTables, SlotParams, Stage
+from bcl_dali.pipelines.slot import PointTables, SlotParams, Stage
 
 MAX_MAGNITUDE = 30.0
 CUTOUT_FILL = (125, 123, 114)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.params import AugParams
+from bcl_dali.pipelines.params import AugParams
 
 
 def share(rank: int, size: int, count: int) -> slice:

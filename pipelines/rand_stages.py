@@ -12,10 +12,10 @@ import functools
 
 import torch
 
-from pipelines.colour import enhance
-from pipelines.pil_arithmetic import constant, divide, lookup
-from pipelines.ops import CUTOUT_FILL, POINT_TABLES
-from pipelines.slot import Stage
+from bcl_dali.pipelines.colour import enhance
+from bcl_dali.pipelines.pil_arithmetic import constant, divide, lookup
+from bcl_dali.pipelines.ops import CUTOUT_FILL, POINT_TABLES
+from bcl_dali.pipelines.slot import Stage
 
 LEVELS = 256
 

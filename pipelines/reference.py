@@ -18,10 +18,10 @@ from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 
-from pipelines.normalize import normalize_uint8
-from pipelines.ops import RAND_OPS
-from pipelines.params import JITTER_OPS, ViewParams
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.normalize import normalize_uint8
+from bcl_dali.pipelines.ops import RAND_OPS
+from bcl_dali.pipelines.params import JITTER_OPS, ViewParams
+from bcl_dali.pipelines.plan import EpochPlan
 
 
 class DecodedImages(Protocol):

@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
-from pipelines.slot import IDENTITY_AFFINE, NO_STAGE, Stage, running_coordinates
+from bcl_dali.pipelines.rand_stages import channel_tables, cutout, enhance_stage, warp
+from bcl_dali.pipelines.slot import IDENTITY_AFFINE, NO_STAGE, Stage, running_coordinates
 
 
 @dataclass(frozen=True)

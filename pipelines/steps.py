@@ -21,8 +21,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from pipelines import slot_kernels
-from pipelines.table import JITTER_SLOTS, Table
+from bcl_dali.pipelines import slot_kernels
+from bcl_dali.pipelines.table import JITTER_SLOTS, Table
 
 Take = Callable[[str], Table]
 StepFunction = Callable[..., torch.Tensor]

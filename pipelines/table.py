@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipelines.blur import box_weights
-from pipelines.ops import RAND_OPS
-from pipelines.params import ViewParams
-from pipelines.slot import SlotParams
-from pipelines import slot_kernels
+from bcl_dali.pipelines.blur import box_weights
+from bcl_dali.pipelines.ops import RAND_OPS
+from bcl_dali.pipelines.params import ViewParams
+from bcl_dali.pipelines.slot import SlotParams
+from bcl_dali.pipelines import slot_kernels
 
 PRE_HUE_SLOTS = 3
 """ColorJitter runs brightness, contrast, saturation and hue in a per-sample order. Three blend

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from split.errors import SplitError
+from bcl_dali.split.errors import SplitError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from split.errors import SplitError
+from bcl_dali.split.errors import SplitError
 
 
 def load_index_file(path: str | os.PathLike, pool_size: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from split.errors import SplitError
+from bcl_dali.split.errors import SplitError
 
 Seed = int | np.random.Generator
 

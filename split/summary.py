@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from split.groups import class_groups
+from bcl_dali.split.groups import class_groups
 
 BAR_WIDTH = 50
 LISTED_EMPTY = 10

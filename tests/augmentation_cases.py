@@ -5,12 +5,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipelines.dali_executor import DaliExecutor
-from pipelines.inputs import ResidentInput
-from pipelines.normalize import MEAN, STD
-from pipelines.params import AugParams, ViewParams
-from pipelines.plan import EpochPlan
-from pipelines.reference import augment_view
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.inputs import ResidentInput
+from bcl_dali.pipelines.normalize import MEAN, STD
+from bcl_dali.pipelines.params import AugParams, ViewParams
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import augment_view
 
 
 MEAN_TOLERANCE, FAR_TOLERANCE = 1.0, 0.02

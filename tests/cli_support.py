@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from cli import cli
+from bcl_dali.command import cli
 
 
 def run(*args: str | Path) -> Result:

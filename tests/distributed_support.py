@@ -18,8 +18,8 @@ from bcl_dali.config import TrainConfig
 from bcl_dali.distributed import World
 from bcl_dali.train.executors import build_executor
 from bcl_dali.train.trainer import Trainer
-from pipelines.plan import EpochPlan
-from pipelines.plan import share as plan_share
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.plan import share as plan_share
 from tests.paths import REPO
 
 CPU = torch.device("cpu")

@@ -12,7 +12,7 @@ from torch import nn
 
 from bcl_dali.errors import UserError
 from bcl_dali.methods import Autocast, BatchShare, Method
-from models import SimCLR
+from bcl_dali.models import SimCLR
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from tests.paths import REPO
 
 LAYERS = {
-    "split": 0, "models": 0, "pipelines": 0, "bcl_dali.errors": 0,
+    "bcl_dali.split": 0, "bcl_dali.models": 0, "bcl_dali.pipelines": 0, "bcl_dali.errors": 0, "bcl_dali.version": 0,
     "bcl_dali.device": 1, "bcl_dali.distributed": 1, "bcl_dali.atomic": 1,
     "bcl_dali.data": 2, "bcl_dali.runs": 2, "bcl_dali.policy": 2,
     "bcl_dali.eval": 3, "bcl_dali.methods": 3,
@@ -18,8 +18,9 @@ LAYERS = {
     "bcl_dali.train": 5, "bcl_dali.report": 5,
     "bcl_dali.training": 6, "bcl_dali.evaluation": 6, "bcl_dali.augmentation": 6,
     "bcl_dali.experiments": 7,
-    "benchmarks": 8,
-    "cli": 9,
+    "bcl_dali.benchmarks": 8,
+    "bcl_dali.command": 9,
+    "cli": 10,
 }
 """Each room's layer, as ARCHITECTURE.md's table gives it."""
 SOURCE_TYPES = ("ImageFiles", "ArrayImages")
@@ -33,13 +34,29 @@ def room(module: str) -> str | None:
     return max(matches, key=len, default=None)
 
 
+BESIDE = ("pipelines", "models", "split", "benchmarks")
+"""Folders a checkout keeps beside bcl_dali/ and an install puts inside it (pyproject.toml)."""
+
+
 def modules() -> dict[str, Path]:
     found = {}
-    for top in ("bcl_dali", "pipelines", "models", "split", "benchmarks"):
+    for top in ("bcl_dali", *BESIDE):
         for path in (REPO / top).rglob("*.py"):
             parts = path.relative_to(REPO).with_suffix("").parts
+            parts = parts if top == "bcl_dali" else ("bcl_dali", *parts)
             found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     found["cli"] = REPO / "cli.py"
+    return found
+
+
+def generic_imports(path: Path) -> list[str]:
+    """Imports of the checkout's folders by their own names (`from pipelines...`), which an install
+    does not have: every import goes through bcl_dali."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+        found += [f"line {node.lineno}: {name}" for name in names if name.split(".")[0] in (*BESIDE, "cli")]
     return found
 
 
@@ -87,6 +104,14 @@ def test_imports_point_down_the_layers():
             elif theirs != mine and LAYERS[theirs] >= LAYERS[mine]:
                 wrong.append(f"{module} (layer {LAYERS[mine]}) imports {name} (layer {LAYERS[theirs]})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_import_goes_through_the_one_import_root():
+    """Mutation caught (tried): `from pipelines.plan import EpochPlan` back in the trainer."""
+    paths = [*modules().values(), *(REPO / "tests").rglob("*.py"), *(REPO / "examples").rglob("*.py")]
+    offenders = [f"{path.relative_to(REPO)} {where}" for path in paths if path != REPO / "cli.py"
+                 for where in generic_imports(path)]
+    assert not offenders, "\n".join(offenders)
 
 
 def source_type_tests(tree: ast.AST) -> list[str]:

@@ -36,8 +36,8 @@ def bcl_weights(momentum_losses: torch.Tensor) -> np.ndarray:
     return z / np.abs(z).max() / 2 + 0.5
 
 
-@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) for m in ("simclr", "bcl-i", "sdclr")]
-                         + ["bcl-d"])
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d"])
 def test_each_method_trains_two_epochs(tmp_path, method):
     """Also checks the recorded weights against BCL's rule recomputed in numpy from the momentum
     losses s of the run's checkpoints: z = (s - mean) / std (unbiased), w = z / max|z| / 2 + 1/2, so

@@ -15,11 +15,11 @@ from bcl_dali.report.views import denormalize
 from bcl_dali.train.executors import build_executor
 from bcl_dali.train.meter import RunningMean
 from bcl_dali.train.trainer import Trainer
-from benchmarks.handoff_stress import stress_handoff
-from pipelines.dali_executor import DaliExecutor, epoch_table
-from pipelines.inputs import FileInput, ResidentInput
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
+from bcl_dali.benchmarks.handoff_stress import stress_handoff
+from bcl_dali.pipelines.dali_executor import DaliExecutor, epoch_table
+from bcl_dali.pipelines.inputs import FileInput, ResidentInput
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
 from tests.augmentation_cases import FAR_TOLERANCE, MEAN_TOLERANCE, levels, natural_images, reference_views
 from tests.cli_support import run
 

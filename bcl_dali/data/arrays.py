@@ -11,7 +11,7 @@ from PIL import Image
 from bcl_dali.errors import UserError
 
 if TYPE_CHECKING:
-    from pipelines.inputs import ResidentInput
+    from bcl_dali.pipelines.inputs import ResidentInput
 
 
 class ArrayImages:
@@ -47,7 +47,7 @@ class ArrayImages:
         return Image.fromarray(self.pixels[index])
 
     def dali_input(self) -> ResidentInput:
-        from pipelines.inputs import ResidentInput  # DALI takes seconds to import: only when an executor is built
+        from bcl_dali.pipelines.inputs import ResidentInput  # DALI takes seconds to import: only when an executor is built
 
         return ResidentInput(self.pixels)
 

@@ -24,7 +24,7 @@ from PIL import Image
 from bcl_dali.errors import UserError
 
 if TYPE_CHECKING:
-    from pipelines.inputs import FileInput
+    from bcl_dali.pipelines.inputs import FileInput
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ImageFiles:
         return requested
 
     def dali_input(self) -> FileInput:
-        from pipelines.inputs import FileInput  # DALI takes seconds to import: only when an executor is built
+        from bcl_dali.pipelines.inputs import FileInput  # DALI takes seconds to import: only when an executor is built
 
         return FileInput(self)
 

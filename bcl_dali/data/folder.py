@@ -31,8 +31,8 @@ from bcl_dali.data.files import ImageFiles
 from bcl_dali.data.sets import ImageSet, TrainPool, count_classes
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
-from pipelines.undecodable import decode_problem
-from split import SplitError, long_tailed_subset
+from bcl_dali.pipelines.undecodable import decode_problem
+from bcl_dali.split import SplitError, long_tailed_subset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})

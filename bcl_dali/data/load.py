@@ -13,7 +13,7 @@ from bcl_dali.data.sets import ImageSet, LongTailedData, TrainPool
 from bcl_dali.data.synthetic import synthetic_pool
 from bcl_dali.atomic import atomic_path
 from bcl_dali.errors import UserError
-from split import SHOT_SIZES, find_reference_files, few_shot_subset, load_index_file, long_tailed_subset
+from bcl_dali.split import SHOT_SIZES, find_reference_files, few_shot_subset, load_index_file, long_tailed_subset
 
 DATASETS = ("synthetic-lt", *CIFAR, "npz", "folder")
 SHOT_SUBSETS = 5

@@ -8,7 +8,7 @@ import numpy as np
 
 from bcl_dali.data.source import ImageSource
 from bcl_dali.errors import UserError
-from split import ClassGroups, class_groups
+from bcl_dali.split import ClassGroups, class_groups
 
 
 def count_classes(labels: np.ndarray, where: str, whole: str) -> int:

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from bcl_dali.data.files import FileRecords
-from pipelines.params import ImageSizes
+from bcl_dali.pipelines.params import ImageSizes
 
 if TYPE_CHECKING:
-    from pipelines.inputs import FileInput, ResidentInput
+    from bcl_dali.pipelines.inputs import FileInput, ResidentInput
 
 
 class ImageSource(Protocol):

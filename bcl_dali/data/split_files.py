@@ -9,7 +9,7 @@ import numpy as np
 from bcl_dali.data.load import DEFAULT_IMBALANCE, load_pool, save_index_file
 from bcl_dali.data.synthetic import DEFAULT_CLASSES
 from bcl_dali.errors import UserError
-from split import describe_split, few_shot_subset, load_index_file, long_tailed_subset
+from bcl_dali.split import describe_split, few_shot_subset, load_index_file, long_tailed_subset
 
 
 def make_split(dataset: str, out: Path, *, data_dir: str | os.PathLike | None = None, download: bool = False,

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from bcl_dali.data import ImageSource
-from pipelines.normalize import normalize_uint8
+from bcl_dali.pipelines.normalize import normalize_uint8
 
 FEATURE_BATCH = 1000
 

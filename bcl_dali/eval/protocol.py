@@ -20,7 +20,7 @@ from bcl_dali.eval.features import extract_features
 from bcl_dali.eval.knn import KNN_K, KNN_TEMPERATURE, knn_predict
 from bcl_dali.eval.probe import PROBE_BATCH, PROBE_EPOCHS, PROBE_FINAL_LR, PROBE_LR, PROBE_WEIGHT_DECAY, linear_probe, predict
 from bcl_dali.eval.result import FULL, Evaluation, ShotResult, shot_name
-from split import group_accuracy
+from bcl_dali.split import group_accuracy
 
 TOP_K = 5
 ACROSS_RUNS = ("top1", "top5", "many", "medium", "few", "group_std")

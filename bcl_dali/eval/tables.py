@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bcl_dali.eval.protocol import ACROSS_RUNS
 from bcl_dali.eval.result import Evaluation, shot_name
-from split.groups import FEW_BELOW, MANY_ABOVE
+from bcl_dali.split.groups import FEW_BELOW, MANY_ABOVE
 
 
 def results_table(result: Evaluation) -> str:

@@ -9,7 +9,7 @@ from torch import nn
 from bcl_dali.errors import UserError
 from bcl_dali.methods.base import Autocast, BatchShare
 from bcl_dali.methods.simclr import ContrastiveSettings, SimCLRMethod
-from models import SDCLR
+from bcl_dali.models import SDCLR
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from torch import nn
 from bcl_dali.errors import UserError
 from bcl_dali.methods.base import Autocast, BatchShare, Method
 from bcl_dali.methods.ntxent import nt_xent_per_sample
-from models import SimCLR
+from bcl_dali.models import SimCLR
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from bcl_dali.errors import UserError
 from bcl_dali.eval.result import FULL, Evaluation, shot_name
 from bcl_dali.runs.outputs import make_folder
 from bcl_dali.runs.rundir import RunDir
-from split import class_groups
+from bcl_dali.split import class_groups
 
 SETTINGS = ("method", "dataset", "split", "imbalance", "epochs", "batch_size", "width", "arch", "lr", "temperature",
             "beta", "rand_k", "seed", "data_seed", "executor", "precision")

@@ -19,10 +19,10 @@ from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.runs.outputs import check_output_path
-from pipelines.dali_executor import DaliExecutor
-from pipelines.normalize import MEAN, STD
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.normalize import MEAN, STD
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
 
 LABEL_WIDTH = 64
 PADDING = 2

@@ -8,8 +8,8 @@ from bcl_dali.data import LongTailedData
 from bcl_dali.device import cpu_count, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
-from pipelines.dali_executor import DaliExecutor
-from pipelines.reference import ReferenceExecutor
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.reference import ReferenceExecutor
 
 
 def build_executor(config: TrainConfig, data: LongTailedData, device: torch.device,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from split import class_groups
+from bcl_dali.split import class_groups
 
 HISTOGRAM_BINS = 20
 """Equal bins over [0, 1], the range of the weights."""

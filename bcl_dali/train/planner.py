@@ -11,7 +11,7 @@ import torch
 from bcl_dali.data.source import ImageSource
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.train.momentum import MomentumLoss
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.plan import EpochPlan
 
 
 class EpochPlanner:

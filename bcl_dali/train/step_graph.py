@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from pipelines.graphs import side_stream
+from bcl_dali.pipelines.graphs import side_stream
 
 if TYPE_CHECKING:
     from bcl_dali.methods import BatchShare

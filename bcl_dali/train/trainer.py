@@ -32,7 +32,7 @@ from bcl_dali.train.schedule import lr_at
 from bcl_dali.train.planner import EpochPlanner
 from bcl_dali.train.step_graph import GraphedStep
 from bcl_dali.train.sync_batchnorm import synchronise_batchnorm
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.plan import EpochPlan
 
 
 class Executor(Protocol):

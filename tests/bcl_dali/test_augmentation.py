@@ -149,7 +149,7 @@ def test_the_backbone_evaluated_is_the_users_forward(data):
     """evaluate_backbone reads features as the backbone's own forward, flattened, of the normalised images."""
     from bcl_dali.eval.features import extract_features
     from bcl_dali.eval.protocol import _Features
-    from pipelines.normalize import normalize_uint8
+    from bcl_dali.pipelines.normalize import normalize_uint8
 
     backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2))
     features = extract_features(_Features(backbone), data.test.images, torch.device("cpu"), None)
@@ -160,6 +160,7 @@ def test_the_backbone_evaluated_is_the_users_forward(data):
     assert len(result.shots["full"].per_class) == CLASSES and 0 <= result.knn_top1 <= 100
 
 
+@pytest.mark.slow
 def test_the_package_face_names_resolve_and_import_nothing_heavy():
     import subprocess
     import sys

@@ -109,3 +109,49 @@ def test_the_recipe_is_the_papers_imagenet_lt_setting():
 ])
 def test_folder_settings_on_other_data_are_refused(tmp_path, flags, fragment):
     assert_one_line_error(run("train", *flags, "--out", tmp_path / "never"), fragment)
+
+
+def test_a_runs_config_json_runs_it_again(tmp_path):
+    """`train --config RUN/config.json` is the run again: the same weights bit for bit on the CPU, and
+    the same config.json. Mutation caught: the file's settings given after the flags (so `--out`-free
+    defaults such as the seed would win over the file)."""
+    first = tmp_path / "first"
+    assert run("train", *TINY, "--epochs", "1", "--seed", "4", "--out", first).exit_code == 0
+    again = tmp_path / "again"
+    result = run("train", "--config", first / "config.json", "--out", again)
+    assert result.exit_code == 0, result.output
+    assert json.loads((again / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    import torch
+    a, b = (torch.load(path / "last.pt", weights_only=True)["model"] for path in (first, again))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_flags_override_a_toml_file_of_the_same_keys(tmp_path):
+    settings = tmp_path / "tiny.toml"
+    settings.write_text('# a comment\nmethod = "simclr"\ndataset = "synthetic-lt"\nnum-classes = 3\nwidth = 16\n'
+                        'batch_size = 64\nepochs = 1\ndevice = "cpu"\nworkers = 1\nseed = 2\n')
+    out = tmp_path / "run"
+    result = run("train", "--config", settings, "--seed", "7", "--out", out)
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "config.json").read_text())
+    assert (recorded["method"], recorded["num_classes"], recorded["epochs"], recorded["seed"]) == ("simclr", 3, 1, 7)
+
+
+@pytest.mark.parametrize("content, name, fragment", [
+    ('method = "bcl-i"\nbatch = 64\n', "x.toml", "has unknown settings ['batch']"),
+    ('method = "bcl-i\n', "x.toml", "is not valid TOML"),
+    ('{"method": ', "x.json", "is not valid JSON"),
+    ('[1, 2]', "x.json", "holds a list"),
+    (None, "missing.toml", "cannot read --config"),
+])
+def test_a_bad_config_file_is_one_line(tmp_path, content, name, fragment):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    assert_one_line_error(run("train", "--config", path, "--out", tmp_path / "never"), fragment)
+    assert not (tmp_path / "never").exists()
+
+
+def test_config_with_resume_is_refused(tmp_path):
+    (tmp_path / "c.toml").write_text('method = "bcl-i"\n')
+    assert_one_line_error(run("train", "--resume", tmp_path, "--config", tmp_path / "c.toml"), "drop --config")

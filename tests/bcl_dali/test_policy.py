@@ -11,7 +11,7 @@ import torch
 from torchvision.transforms import RandomResizedCrop
 
 from bcl_dali.policy import BoostPolicy, crop_boxes
-from pipelines.ops import RAND_OPS
+from bcl_dali.pipelines.ops import RAND_OPS
 
 # chi-square critical values at p = 0.001 (a correct sampler fails one of these 1 time in 1000)
 CHI2_CRIT_001 = {1: 10.828, 2: 13.816, 14: 36.123}

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.gpu_check` with a stand-in for every measurement: the check's plumbing (its
+"""`python -m bcl_dali.benchmarks.gpu_check` with a stand-in for every measurement: the check's plumbing (its
 plan, tiers, verdicts, results.json and decision) without its benchmarks, for
 tests/benchmarks/test_gpu_check.py. The stand-ins meet every target; MEASURELESS_FAIL names an item
 whose measurement raises."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmarks import gpu_check
+from bcl_dali.benchmarks import gpu_check
 
 FAST = 1e6
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.folder_memory import compare
+from bcl_dali.benchmarks.folder_memory import compare
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmarks.gpu_check import CHECK_BUDGET_S, Check, FULL, SMOKE, TARGETS
+from bcl_dali.benchmarks.gpu_check import CHECK_BUDGET_S, Check, FULL, SMOKE, TARGETS
 from tests.paths import REPO
 
 

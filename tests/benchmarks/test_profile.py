@@ -10,11 +10,11 @@ import torch
 from nvidia.dali import fn, pipeline_def
 from nvidia.dali.ops import _registry
 
-from benchmarks.profile import StageTimer, _KernelCount, graph_census, iteration_census, pipeline_census
+from bcl_dali.benchmarks.profile import StageTimer, _KernelCount, graph_census, iteration_census, pipeline_census
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_executor import DaliExecutor
-from pipelines.inputs import ResidentInput
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.inputs import ResidentInput
+from bcl_dali.pipelines.plan import EpochPlan
 from tests.augmentation_cases import natural_images
 from tests.cli_support import run
 

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from models import DualBatchNorm, MaskedConv2d, SDCLR, SimCLR, resnet
+from bcl_dali.models import DualBatchNorm, MaskedConv2d, SDCLR, SimCLR, resnet
 
 WIDTH = 8
 

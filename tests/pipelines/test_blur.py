@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from pipelines.blur import SIGMA_RANGE, box_weights, gaussian_blur
+from bcl_dali.pipelines.blur import SIGMA_RANGE, box_weights, gaussian_blur
 
 
 def test_gaussian_blur_is_pils():

@@ -13,14 +13,14 @@ from torchvision.transforms import functional as F
 
 from bcl_dali.data import ArrayImages, load_data
 from bcl_dali.policy import BoostPolicy, crop_boxes
-from pipelines.augment import Augmentation
-from pipelines.dali_executor import DaliExecutor
-from pipelines.inputs import ResidentInput
-from pipelines.ops import RAND_OPS
-from pipelines.params import AugParams, ViewParams
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
-from pipelines.table import view_table
+from bcl_dali.pipelines.augment import Augmentation
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.inputs import ResidentInput
+from bcl_dali.pipelines.ops import RAND_OPS
+from bcl_dali.pipelines.params import AugParams, ViewParams
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
+from bcl_dali.pipelines.table import view_table
 from tests.augmentation_cases import dali_views, natural_images, plain_view, reference_views, to_uint8
 
 MAGNITUDES = (0.0, 2.5, 7.5, 12.5, 17.5, 22.5, 27.5, 30.0)

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_executor import DaliExecutor
-from pipelines.handoff import MAX_HELD, HeldOutputs
-from pipelines.inputs import ResidentInput
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.handoff import MAX_HELD, HeldOutputs
+from bcl_dali.pipelines.inputs import ResidentInput
+from bcl_dali.pipelines.plan import EpochPlan
 from tests.augmentation_cases import natural_images
 
 BATCH = 4

@@ -7,11 +7,11 @@ import torch
 
 from bcl_dali.data import load_data
 from bcl_dali.policy import BoostPolicy
-from pipelines.dali_executor import DaliExecutor
-from pipelines.inputs import FileInput
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
-from pipelines.resize import vertical_first
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.inputs import FileInput
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
+from bcl_dali.pipelines.resize import vertical_first
 from tests.augmentation_cases import FAR_TOLERANCE, MEAN_TOLERANCE, levels
 from tests.folders import SIZE, lists
 

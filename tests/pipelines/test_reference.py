@@ -13,11 +13,11 @@ from torchvision.transforms import InterpolationMode
 
 from bcl_dali.data import ArrayImages
 from bcl_dali.policy import BoostPolicy
-from pipelines.normalize import MEAN, STD
-from pipelines.ops import OP_INDEX, cutout_centre
-from pipelines.params import AugParams, ViewParams
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor, augment_view
+from bcl_dali.pipelines.normalize import MEAN, STD
+from bcl_dali.pipelines.ops import OP_INDEX, cutout_centre
+from bcl_dali.pipelines.params import AugParams, ViewParams
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor, augment_view
 
 SIZE = 32
 CUTOUT_AUX = (0.7, 0.2)

@@ -7,8 +7,8 @@ import torchvision.transforms.functional as F
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from pipelines.iteration import upload_indices
-from pipelines.resize import plan_resize, resize_views, vertical_first
+from bcl_dali.pipelines.iteration import upload_indices
+from bcl_dali.pipelines.resize import plan_resize, resize_views, vertical_first
 from tests.augmentation_cases import FAR_TOLERANCE, MEAN_TOLERANCE
 
 

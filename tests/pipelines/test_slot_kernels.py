@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import slot_kernels
-from pipelines.augment import Augmentation
-from pipelines.params import ViewParams
-from pipelines.slot_kernels import Column, SlotKernel
-from pipelines.steps import step_masks
-from pipelines.table import Layout, view_table
+from bcl_dali.pipelines import slot_kernels
+from bcl_dali.pipelines.augment import Augmentation
+from bcl_dali.pipelines.params import ViewParams
+from bcl_dali.pipelines.slot_kernels import Column, SlotKernel
+from bcl_dali.pipelines.steps import step_masks
+from bcl_dali.pipelines.table import Layout, view_table
 from tests.augmentation_cases import natural_images, plain_view
 
 

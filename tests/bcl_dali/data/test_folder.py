@@ -15,7 +15,7 @@ from bcl_dali.data import load_data
 from bcl_dali.data.folder import FolderLists
 from bcl_dali.data.generated_jpegs import write_jpeg_folder
 from bcl_dali.training import probe_shot
-from split import class_groups
+from bcl_dali.split import class_groups
 from tests.cli_support import assert_one_line_error, run
 from tests.folders import LONG_TAILED_TREE, TEST_PER_CLASS, TRAIN_COUNTS, copy_of, list_flags, lists
 

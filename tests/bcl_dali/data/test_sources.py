@@ -12,8 +12,8 @@ from torchvision.datasets import CIFAR10, CIFAR100
 
 from bcl_dali.data import LongTailedData, load_data, load_pool
 from bcl_dali.errors import UserError
-from split import SplitError
-from split import long_tail_counts
+from bcl_dali.split import SplitError
+from bcl_dali.split import long_tail_counts
 
 GENERATION_LIMIT_S = 20.0
 

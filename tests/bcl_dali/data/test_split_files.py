@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from split import long_tail_counts
+from bcl_dali.split import long_tail_counts
 from tests.cli_support import assert_one_line_error, run
 from tests.paths import REPO, SPLITS
 

@@ -8,7 +8,7 @@ import torch
 
 from bcl_dali.eval.probe import linear_probe, predict
 from bcl_dali.eval.protocol import per_class_accuracy
-from split import class_groups, group_accuracy, load_index_file
+from bcl_dali.split import class_groups, group_accuracy, load_index_file
 from tests.paths import SPLITS
 
 TINY = ("--dataset", "synthetic-lt", "--num-classes", "10", "--width", "16", "--batch-size", "64",

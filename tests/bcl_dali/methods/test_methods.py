@@ -10,7 +10,7 @@ from bcl_dali.config import TrainConfig
 from bcl_dali.errors import UserError
 from bcl_dali.methods import METHODS, BatchShare
 from bcl_dali.train.trainer import Trainer
-from models import SDCLR, SimCLR
+from bcl_dali.models import SDCLR, SimCLR
 from tests.momentum_encoder import MomentumEncoderMethod
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from bcl_dali.config import TrainConfig
 from bcl_dali.runs.rundir import RunDir
 from bcl_dali.train.memorization import MemorizationStatistics
-from split import class_groups
+from bcl_dali.split import class_groups
 from tests.cli_support import assert_one_line_error, run
 
 COUNTS = [40, 20, 10, 5, 3, 2]

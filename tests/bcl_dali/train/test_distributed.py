@@ -15,7 +15,7 @@ from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.train.optimizers import LARS, scaled_lr
 from bcl_dali.train.trainer import _check_batches
-from pipelines.plan import EpochPlan
+from bcl_dali.pipelines.plan import EpochPlan
 from tests.cli_support import run
 from tests.distributed_support import epochs, one_step, spawn
 

@@ -11,11 +11,11 @@ import torch
 from bcl_dali.data import ArrayImages
 from bcl_dali.config import TrainConfig
 from bcl_dali.train.trainer import Trainer
-from pipelines.dali_executor import DaliExecutor
-from pipelines.inputs import ResidentInput
-from pipelines.params import AugParams
-from pipelines.plan import EpochPlan
-from pipelines.reference import ReferenceExecutor
+from bcl_dali.pipelines.dali_executor import DaliExecutor
+from bcl_dali.pipelines.inputs import ResidentInput
+from bcl_dali.pipelines.params import AugParams
+from bcl_dali.pipelines.plan import EpochPlan
+from bcl_dali.pipelines.reference import ReferenceExecutor
 from tests.augmentation_cases import natural_images, reference_views, to_uint8
 
 CPU = torch.device("cpu")

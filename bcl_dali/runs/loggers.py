@@ -1,0 +1,103 @@
+"""The run's metrics where researchers look, beside metrics.jsonl (which stays the source of truth):
+TensorBoard (torch's SummaryWriter, under RUN/tensorboard) or Weights & Biases (under RUN/wandb;
+`WANDB_MODE=offline` works without a network). Each gets every record metrics.jsonl gets, at its
+epoch: its numbers as scalars, the weight histogram as a histogram."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import numbers
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bcl_dali.errors import UserError
+
+LOGGERS = ("none", "tensorboard", "wandb")
+MODULES = {"tensorboard": "torch.utils.tensorboard", "wandb": "wandb"}
+HISTOGRAMS = ("weight_histogram",)
+"""Record keys that hold counts over equal bins of [0, 1]."""
+
+
+class MetricsLogger(Protocol):
+    def log(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_logger(name: str) -> None:
+    """Refuse, before any work, a logger whose package is not installed, naming the pip command."""
+    if name == "none":
+        return
+    try:
+        importlib.import_module(MODULES[name])
+    except ImportError:
+        raise UserError(f"--log {name} needs the {name} package: pip install 'bcl-dali[{name}]' (or pip install "
+                        f"{name}), or drop --log") from None
+
+
+def open_logger(name: str, run_path: Path, config: dict[str, Any]) -> MetricsLogger | None:
+    """The run's logger; a resumed run goes on in the same TensorBoard folder and the same W&B run."""
+    if name == "tensorboard":
+        return TensorBoardLogger(run_path / "tensorboard")
+    if name == "wandb":
+        return WandbLogger(run_path, config)
+    return None
+
+
+def scalars(record: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in record.items()
+            if isinstance(value, numbers.Real) and not isinstance(value, bool) and key != "epoch"}
+
+
+def histograms(record: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each histogram of the record as (counts, bin edges over [0, 1])."""
+    found = {}
+    for key in HISTOGRAMS:
+        if isinstance(record.get(key), list) and record[key]:
+            counts = np.asarray(record[key], np.float64)
+            found[key] = counts, np.linspace(0.0, 1.0, len(counts) + 1)
+    return found
+
+
+class TensorBoardLogger:
+    def __init__(self, folder: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(folder))
+
+    def log(self, record: dict[str, Any]) -> None:
+        epoch = int(record["epoch"])
+        for key, value in scalars(record).items():
+            self.writer.add_scalar(key, value, epoch)
+        for key, (counts, edges) in histograms(record).items():
+            centres = (edges[:-1] + edges[1:]) / 2
+            self.writer.add_histogram_raw(key, min=0.0, max=1.0, num=int(counts.sum()),
+                                          sum=float((counts * centres).sum()),
+                                          sum_squares=float((counts * centres ** 2).sum()),
+                                          bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
+                                          global_step=epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class WandbLogger:
+    def __init__(self, run_path: Path, config: dict[str, Any]) -> None:
+        import wandb
+
+        self.wandb = wandb
+        identity = hashlib.sha256(str(run_path.resolve()).encode()).hexdigest()[:16]
+        self.run = wandb.init(project="bcl-dali", name=run_path.name, id=identity, resume="allow", config=config,
+                              dir=str(run_path))
+
+    def log(self, record: dict[str, Any]) -> None:
+        values: dict[str, Any] = dict(scalars(record))
+        for key, (counts, edges) in histograms(record).items():
+            values[key] = self.wandb.Histogram(np_histogram=(counts, edges))
+        self.run.log(values, step=int(record["epoch"]))
+
+    def close(self) -> None:
+        self.run.finish()

@@ -1,0 +1,36 @@
+"""The recipes in recipes/: each is a `train --config` file that resolves, and the CIFAR-100-LT ones
+are the paper's defaults written out (so a preset that moves shows here)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bcl_dali.config import TrainConfig, read_settings
+from tests.paths import REPO
+
+RECIPES = sorted((REPO / "recipes").glob("*.toml"))
+
+
+def test_there_is_a_recipe_for_each_method_and_data_set():
+    assert [path.stem for path in RECIPES] == ["cifar100-lt-bcl-d", "cifar100-lt-bcl-i", "cifar100-lt-sdclr",
+                                              "cifar100-lt-simclr", "imagenet-lt", "large-batch-4096", "places-lt"]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.stem)
+def test_each_recipe_resolves(path):
+    settings = read_settings(path)
+    config = TrainConfig(**settings | ({"data_dir": "/data"} if settings["dataset"] == "folder" else {})).resolve()
+    assert config.device == "cuda" and config.method == settings["method"]
+
+
+@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d"])
+def test_the_cifar_recipes_are_the_papers_defaults(method):
+    recipe = TrainConfig(**read_settings(REPO / "recipes" / f"cifar100-lt-{method}.toml")).resolve()
+    defaults = TrainConfig(method=method, dataset="cifar100-lt", device="cuda").resolve()
+    assert dataclasses.asdict(recipe) == dataclasses.asdict(defaults)
+
+
+def test_the_large_batch_recipe_scales_the_rate_linearly():
+    config = TrainConfig(**read_settings(REPO / "recipes" / "large-batch-4096.toml")).resolve()
+    assert (config.batch_size, config.optimizer, config.lr_scale) == (4096, "lars", "linear")
