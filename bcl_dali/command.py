@@ -13,7 +13,6 @@ from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError
 from bcl_dali.methods import METHODS
-from bcl_dali.runs.loggers import LOGGERS
 from bcl_dali.runs.outputs import check_output_path, write_json
 from bcl_dali.version import __version__
 from bcl_dali.split import SplitError
@@ -173,8 +172,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--snapshot-every", type=click.IntRange(min=0), help="keep epoch_NNNN.pt every N epochs  [default: 500]")
 @click.option("--stop-after", type=click.IntRange(min=1), help="end this invocation after epoch N (resume later)")
 @click.option("--probe/--no-probe", default=None, help="end with the full-shot linear probe")
-@click.option("--log", type=click.Choice(LOGGERS), help="also send the metrics to TensorBoard (RUN/tensorboard) or W&B "
-              "(RUN/wandb; WANDB_MODE=offline without a network); each needs its extra  [default: none]")
+@click.option("--log", help="also send the metrics to tensorboard (RUN/tensorboard), wandb (RUN/wandb; WANDB_MODE=offline "
+              "without a network) or tensorboard,wandb; each needs its extra  [default: none]")
 @click.option("--out", type=click.Path(path_type=Path), help="run directory  [default: runs/METHOD-DATASET-TIME]")
 @click.option("--resume", type=click.Path(path_type=Path), help="continue the run in this directory")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),

@@ -26,7 +26,7 @@ from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.methods import METHODS
 from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR, BoostPolicy
-from bcl_dali.runs.loggers import LOGGERS
+from bcl_dali.runs.loggers import logger_names
 from bcl_dali.models.resnet import STEMS
 
 
@@ -247,10 +247,10 @@ class RecordSettings:
     stop_after: int | None = setting(resume=OPERATIONAL)
     probe: bool = setting(False, OPERATIONAL)
     log: str = setting("none", OPERATIONAL)
-    """Where else the metrics go (bcl_dali.runs.loggers): none, tensorboard or wandb."""
+    """Where else the metrics go (bcl_dali.runs.loggers): none, tensorboard, wandb, or both joined by a comma."""
 
     def check(self) -> None:
-        _choice("log", self.log, LOGGERS)
+        logger_names(self.log)
         _refuse_failed([
             (self.eval_every >= 0, "--eval-every must be >= 0 (0: only at the end)"),
             (self.snapshot_every >= 0, "--snapshot-every must be >= 0 (0: no snapshots)"),

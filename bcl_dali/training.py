@@ -31,7 +31,7 @@ from bcl_dali.eval.protocol import evaluate, knn_top1
 from bcl_dali.eval.result import FULL, shot_name
 from bcl_dali.pipelines.undecodable import UndecodableFiles
 from bcl_dali.runs.checkpoint import load_checkpoint, save_checkpoint
-from bcl_dali.runs.loggers import check_logger, open_logger
+from bcl_dali.runs.loggers import check_loggers, open_loggers
 from bcl_dali.runs.rundir import RunDir
 from bcl_dali.train.executors import build_executor
 from bcl_dali.train.schedule import lr_at
@@ -104,7 +104,7 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
         if world.is_main:
             run.check_free()
     check_batch_split(config.batch_size, world)
-    check_logger(config.log)
+    check_loggers(config.log)
     device = world.device(resolve_device(config.device))
     world.start(device)
     left_out = [entry["path"] for entry in run.left_out()] if resume is not None else []
@@ -253,14 +253,16 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
          f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
     last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
-    logger = open_logger(config.log, run.path, dataclasses.asdict(config)) if world.is_main else None
+    loggers = open_loggers(config.log, run.path, dataclasses.asdict(config)) if world.is_main else []
 
     def publish(record: dict) -> None:
         run.append_metrics(record)
-        if logger is not None:
+        for logger in loggers:
             logger.log(record)
 
-    with _terminate_as_interrupt(), contextlib.closing(logger) if logger else contextlib.nullcontext():
+    with _terminate_as_interrupt(), contextlib.ExitStack() as closing:
+        for logger in loggers:
+            closing.callback(logger.close)
         try:
             while trainer.epoch < final_epoch:
                 try:

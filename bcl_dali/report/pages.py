@@ -52,12 +52,13 @@ def write_report(paths: list[Path], out: Path) -> Path:
                         "apart by it, so rename or move one")
     make_folder(out)
     by_name = {r.name: r.records for r in runs}
+    colours = plots.run_colours(names)
     figures: list[tuple[str, Path | None]] = [
-        ("Contrastive loss", plots.curves(by_name, "loss", "loss", out / "loss.png")),
-        ("kNN top-1 during training", plots.curves(by_name, "knn_top1", "kNN top-1 (%)", out / "knn.png")),
+        ("Contrastive loss", plots.curves(by_name, "loss", "loss", out / "loss.png", colours)),
+        ("kNN top-1 during training", plots.curves(by_name, "knn_top1", "kNN top-1 (%)", out / "knn.png", colours)),
         ("Is BCL finding the tail? Spearman's rho of class size against the class's mean weight (negative: the "
          "smaller the class, the higher its weight)",
-         plots.curves(by_name, "size_weight_spearman", "Spearman rho (size, weight)", out / "spearman.png")),
+         plots.curves(by_name, "size_weight_spearman", "Spearman rho (size, weight)", out / "spearman.png", colours)),
     ]
     for run in runs:
         figures.append((f"{run.name}: weights over the epochs",
@@ -69,7 +70,7 @@ def write_report(paths: list[Path], out: Path) -> Path:
     evaluated = {r.name: r.evaluation for r in runs if r.evaluation is not None}
     shot = _common_shot(evaluated)
     if shot is not None:
-        figures.append(("Many / Medium / Few", plots.group_bars(evaluated, shot, out / "groups.png")))
+        figures.append(("Many / Medium / Few", plots.group_bars(evaluated, shot, out / "groups.png", colours)))
     report = out / "report.md"
     write_text_atomic(report, _markdown(runs, figures, evaluated, out))
     return report

@@ -42,8 +42,23 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def curves(runs: dict[str, list[dict[str, Any]]], key: str, label: str, path: Path) -> Path | None:
-    """`key` against the epoch, a line per run, from the records that hold it; None if none does."""
+def run_colours(names: list[str]) -> dict[str, str]:
+    """One colour per run, the same in every figure of a report."""
+    return {name: f"C{i % 10}" for i, name in enumerate(names)}
+
+
+def whole_epochs(axes: Any) -> None:
+    """Epoch ticks at whole epochs only (matplotlib would put some at 1.5, 2.25 ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def curves(runs: dict[str, list[dict[str, Any]]], key: str, label: str, path: Path,
+           colours: dict[str, str] | None = None) -> Path | None:
+    """`key` against the epoch, a line per run (a run with one such record, a point), from the records
+    that hold it; None if none does."""
+    colours = colours or run_colours(list(runs))
     figure = new_figure()
     axes = figure.subplots()
     drawn = False
@@ -51,10 +66,12 @@ def curves(runs: dict[str, list[dict[str, Any]]], key: str, label: str, path: Pa
         points = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
         if points:
             epochs, values = zip(*points)
-            axes.plot(epochs, values, marker="o" if len(points) < 20 else None, label=name)
+            axes.plot(epochs, values, marker="o" if len(points) < 20 else None,
+                      linestyle="none" if len(points) == 1 else "-", color=colours[name], label=name)
             drawn = True
     if not drawn:
         return None
+    whole_epochs(axes)
     axes.set(xlabel="epoch", ylabel=label)
     axes.grid(alpha=0.3)
     axes.legend()
@@ -76,6 +93,7 @@ def weight_heatmap(name: str, records: list[dict[str, Any]], path: Path) -> Path
                         vmax=float(np.max(spread)) if spread else 1.0,
                         extent=(epochs[0] - 0.5, epochs[-1] + 0.5, 0.0, 1.0))
     figure.colorbar(image, ax=axes, label="share of the samples")
+    whole_epochs(axes)
     axes.set(xlabel="epoch (weights that augmented it)", ylabel="BCL weight", title=f"{name}: weight histogram")
     return save(figure, path)
 
@@ -100,8 +118,9 @@ def weight_against_class_size(name: str, records: list[dict[str, Any]], class_co
     return save(figure, path)
 
 
-def group_bars(evaluations: dict[str, Evaluation], shot: str, path: Path) -> Path:
+def group_bars(evaluations: dict[str, Evaluation], shot: str, path: Path, colours: dict[str, str] | None = None) -> Path:
     """Many / Medium / Few accuracy of one probe setting, a bar group per run."""
+    colours = colours or run_colours(list(evaluations))
     figure = new_figure()
     axes = figure.subplots()
     positions = np.arange(len(GROUPS))
@@ -109,7 +128,7 @@ def group_bars(evaluations: dict[str, Evaluation], shot: str, path: Path) -> Pat
     for i, (name, result) in enumerate(evaluations.items()):
         row = result.shots[shot]
         bars = axes.bar(positions + (i - (len(evaluations) - 1) / 2) * width, [row.group(g) for g in GROUPS], width,
-                        label=name)
+                        color=colours[name], label=name)
         axes.bar_label(bars, fmt="%.1f", fontsize=8)
     axes.set_xticks(positions, [g.capitalize() for g in GROUPS])
     axes.set(ylabel="top-1 (%)", title=f"{'full-shot' if shot == 'full' else f'{shot}-shot'} linear probe")

@@ -26,24 +26,32 @@ class MetricsLogger(Protocol):
     def close(self) -> None: ...
 
 
-def check_logger(name: str) -> None:
+def logger_names(log: str) -> list[str]:
+    """The loggers of a --log value: "none", one name, or several joined by commas."""
+    names = [name.strip() for name in log.split(",") if name.strip()]
+    unknown = [name for name in names if name not in LOGGERS]
+    if unknown or not names:
+        raise UserError(f"unknown --log {log!r}; give none, tensorboard, wandb or tensorboard,wandb")
+    return [name for name in names if name != "none"]
+
+
+def check_loggers(log: str) -> None:
     """Refuse, before any work, a logger whose package is not installed, naming the pip command."""
-    if name == "none":
-        return
-    try:
-        importlib.import_module(MODULES[name])
-    except ImportError:
-        raise UserError(f"--log {name} needs the {name} package: pip install 'bcl-dali[{name}]' (or pip install "
-                        f"{name}), or drop --log") from None
+    for name in logger_names(log):
+        try:
+            importlib.import_module(MODULES[name])
+        except ImportError:
+            raise UserError(f"--log {name} needs the {name} package: pip install 'bcl-dali[{name}]' (or pip install "
+                            f"{name}), or drop it from --log") from None
 
 
-def open_logger(name: str, run_path: Path, config: dict[str, Any]) -> MetricsLogger | None:
-    """The run's logger; a resumed run goes on in the same TensorBoard folder and the same W&B run."""
-    if name == "tensorboard":
-        return TensorBoardLogger(run_path / "tensorboard")
-    if name == "wandb":
-        return WandbLogger(run_path, config)
-    return None
+def open_loggers(log: str, run_path: Path, config: dict[str, Any]) -> list[MetricsLogger]:
+    """The run's loggers; a resumed run goes on in the same TensorBoard folder and the same W&B run."""
+    opened: list[MetricsLogger] = []
+    for name in logger_names(log):
+        opened.append(TensorBoardLogger(run_path / "tensorboard") if name == "tensorboard"
+                      else WandbLogger(run_path, config))
+    return opened
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:

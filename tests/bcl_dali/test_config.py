@@ -111,6 +111,7 @@ def test_folder_settings_on_other_data_are_refused(tmp_path, flags, fragment):
     assert_one_line_error(run("train", *flags, "--out", tmp_path / "never"), fragment)
 
 
+@pytest.mark.slow
 def test_a_runs_config_json_runs_it_again(tmp_path):
     """`train --config RUN/config.json` is the run again: the same weights bit for bit on the CPU, and
     the same config.json. Mutation caught: the file's settings given after the flags (so `--out`-free

@@ -21,18 +21,27 @@ def _metrics(out) -> list[dict]:
 @pytest.mark.parametrize("name, module", [("tensorboard", "torch.utils.tensorboard"), ("wandb", "wandb")])
 def test_a_missing_package_is_one_line_naming_the_pip_command(tmp_path, monkeypatch, name, module):
     monkeypatch.setitem(sys.modules, module, None)
-    result = run("train", *TINY, "--log", name, "--out", tmp_path / "never")
+    result = run("train", *TINY, "--log", "tensorboard,wandb", "--out", tmp_path / "never")
     assert_one_line_error(result, f"pip install 'bcl-dali[{name}]'")
     assert not (tmp_path / "never").exists()
 
 
+def test_an_unknown_logger_is_one_line():
+    assert_one_line_error(run("train", *TINY, "--log", "tensorbord"), "unknown --log 'tensorbord'")
+
+
 @pytest.mark.slow
-def test_tensorboard_gets_what_metrics_jsonl_holds(tmp_path):
-    """Mutation caught: the histogram's counts written as its bucket limits."""
+def test_tensorboard_gets_what_metrics_jsonl_holds_and_wandb_runs_offline(tmp_path, monkeypatch):
+    """Both at once: TensorBoard's events hold metrics.jsonl's numbers at their epochs and the weight
+    histogram; W&B, offline without a network, writes its run under RUN/wandb. Mutation caught: the
+    histogram's counts written as its bucket limits."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
     out = tmp_path / "run"
-    assert run("train", *TINY, "--log", "tensorboard", "--out", out).exit_code == 0
+    result = run("train", *TINY, "--log", "tensorboard,wandb", "--out", out)
+    assert result.exit_code == 0, result.output
     records = _metrics(out)
     events = EventAccumulator(str(out / "tensorboard"), size_guidance={"histograms": 0, "scalars": 0}).Reload()
     for key in ("loss", "lr", "samples_per_second", "weight_mean"):
@@ -42,6 +51,8 @@ def test_tensorboard_gets_what_metrics_jsonl_holds(tmp_path):
     assert [event.step for event in events.Scalars("knn_top1")] == [2]
     (histogram,) = events.Histograms("weight_histogram")
     assert histogram.step == 2 and list(histogram.histogram_value.bucket) == records[1]["weight_histogram"]
+    (written,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    assert written.stat().st_size > 0
 
 
 class _RecordingWandb:
@@ -65,6 +76,7 @@ class _RecordingWandb:
         return np_histogram
 
 
+@pytest.mark.slow
 def test_wandb_gets_what_metrics_jsonl_holds(tmp_path, monkeypatch):
     """Each record at its epoch: the numbers as they are, the weight histogram as (counts, edges over
     [0, 1]); one W&B run per run directory (so a resume goes on in it), finished at the end."""
@@ -81,15 +93,3 @@ def test_wandb_gets_what_metrics_jsonl_holds(tmp_path, monkeypatch):
     assert counts.tolist() == records[1]["weight_histogram"] and edges[0] == 0.0 and edges[-1] == 1.0
     assert wandb.settings["dir"] == str(out) and wandb.settings["resume"] == "allow"
     assert wandb.settings["config"]["method"] == json.loads((out / "config.json").read_text())["method"]
-
-
-@pytest.mark.slow
-def test_wandb_offline_runs_without_a_network(tmp_path, monkeypatch):
-    """The real package, offline: the run trains and its W&B run is written under RUN/wandb."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    out = tmp_path / "run"
-    result = run("train", *TINY, "--log", "wandb", "--out", out)
-    assert result.exit_code == 0, result.output
-    (written,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
-    assert written.stat().st_size > 0
