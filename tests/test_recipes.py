@@ -3,6 +3,10 @@ are the paper's defaults written out (so a preset that moves shows here)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +38,18 @@ def test_the_cifar_recipes_are_the_papers_defaults(method):
 def test_the_large_batch_recipe_scales_the_rate_linearly():
     config = TrainConfig(**read_settings(REPO / "recipes" / "large-batch-4096.toml")).resolve()
     assert (config.batch_size, config.optimizer, config.lr_scale) == (4096, "lars", "linear")
+
+
+@pytest.mark.slow
+def test_a_recipe_with_the_built_in_datas_overrides_trains_through_the_console_command(tmp_path):
+    """What a user types after `pip install`: `bcl-dali train --config RECIPE` and flags over it."""
+    out = tmp_path / "run"
+    done = subprocess.run([str(Path(sys.executable).parent / "bcl-dali"), "train", "--config",
+                           "recipes/cifar100-lt-bcl-i.toml", "--dataset", "synthetic-lt", "--num-classes", "3",
+                           "--width", "16", "--batch-size", "64", "--epochs", "1", "--warmup-epochs", "0", "--device",
+                           "cpu", "--workers", "1", "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = json.loads((out / "config.json").read_text())
+    assert (recorded["method"], recorded["rand_k"], recorded["temperature"], recorded["dataset"]) == \
+        ("bcl-i", 1, 0.2, "synthetic-lt")
