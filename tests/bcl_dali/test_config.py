@@ -114,8 +114,7 @@ def test_folder_settings_on_other_data_are_refused(tmp_path, flags, fragment):
 @pytest.mark.slow
 def test_a_runs_config_json_runs_it_again(tmp_path):
     """`train --config RUN/config.json` is the run again: the same weights bit for bit on the CPU, and
-    the same config.json. Mutation caught: the file's settings given after the flags (so `--out`-free
-    defaults such as the seed would win over the file)."""
+    the same config.json. Mutation caught: the file read but not passed on (the run is the default one)."""
     first = tmp_path / "first"
     assert run("train", *TINY, "--epochs", "1", "--seed", "4", "--out", first).exit_code == 0
     again = tmp_path / "again"
@@ -128,6 +127,7 @@ def test_a_runs_config_json_runs_it_again(tmp_path):
 
 
 def test_flags_override_a_toml_file_of_the_same_keys(tmp_path):
+    """Mutation caught: the file's settings given after the flags (its seed 2 wins over --seed 7)."""
     settings = tmp_path / "tiny.toml"
     settings.write_text('# a comment\nmethod = "simclr"\ndataset = "synthetic-lt"\nnum-classes = 3\nwidth = 16\n'
                         'batch_size = 64\nepochs = 1\ndevice = "cpu"\nworkers = 1\nseed = 2\n')
