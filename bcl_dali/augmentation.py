@@ -14,6 +14,7 @@ bcl_dali.train.planner). Under torchrun each process gets its share of every glo
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import torch
@@ -21,10 +22,11 @@ import torch
 from bcl_dali.data.adapt import image_source
 from bcl_dali.device import cpu_count
 from bcl_dali.distributed import World
+from bcl_dali.pipelines.ops import MAX_MAGNITUDE
 from bcl_dali.policy import CROP_SCALE, BoostPolicy
 from bcl_dali.train.momentum import MomentumLoss
 from bcl_dali.train.planner import EpochPlanner
-from bcl_dali.pipelines.ops import MAX_MAGNITUDE
+from bcl_dali.train.trainer import check_batches
 
 EXECUTORS = ("dali", "pil")
 
@@ -47,10 +49,8 @@ class BoostedAugmentation:
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
         self.images = image_source(images)
-        self.world = World.from_environment() if torch.distributed.is_initialized() else World()
-        if batch_size < self.world.size or batch_size % self.world.size:
-            raise ValueError(f"batch_size {batch_size} is the global batch; it must divide by the {self.world.size} "
-                             "processes")
+        self.world = _world()
+        check_batches(len(self.images), batch_size, self.world)
         requested = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         self.device = self.world.device(requested)
         self.momentum = MomentumLoss(len(self.images), beta, self.device, self.world)
@@ -78,7 +78,8 @@ class BoostedAugmentation:
         sample indices (positions in `images`) and (2B, 3, S, S) views; the epoch counts as done when
         the last batch has been taken."""
         plan, _ = self.planner.plan(self.images)
-        yield from self.executor.epoch(plan.shard(self.world.rank, self.world.size))
+        for indices, views in self.executor.epoch(plan.shard(self.world.rank, self.world.size)):
+            yield indices, views.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         self.momentum.end_epoch()
 
     def update(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
@@ -101,3 +102,16 @@ class BoostedAugmentation:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.momentum.load_state_dict(state["momentum"])
         self.planner.load_state_dict(state["planner"])
+
+
+def _world() -> World:
+    """This process's place in the process group the user started (torchrun, or init_process_group
+    in any other way); one process without one."""
+    if torch.distributed.is_initialized():
+        environment = World.from_environment()
+        return World(torch.distributed.get_rank(), torch.distributed.get_world_size(), environment.local_rank,
+                     environment.local_size)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("WORLD_SIZE says several processes but no process group is initialised; call "
+                         "torch.distributed.init_process_group() before making BoostedAugmentation")
+    return World()

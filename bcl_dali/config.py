@@ -487,8 +487,22 @@ def read_settings(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"--config {path} holds a {type(data).__name__}; it must map settings to values")
     settings = {key.replace("-", "_"): value for key, value in data.items()}
-    unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    unknown = sorted(set(settings) - set(kinds))
     if unknown:
         raise UserError(f"--config {path} has unknown settings {unknown}; its keys are train's flags without the "
                         "leading dashes (see train --help)")
+    for key, value in settings.items():
+        if not _has_type(value, kinds[key]):
+            raise UserError(f"--config {path}: {key} = {value!r} has the wrong type (it takes {kinds[key]}); write "
+                            f"it as train's --{key.replace('_', '-')} takes it")
+    if not toml:  # a run's config.json, maybe from an older version: read as a resume reads it
+        settings = dataclasses.asdict(TrainConfig.from_dict(settings))
     return {key: value for key, value in settings.items() if toml or key not in ONE_INVOCATION}
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether a file's value fits a field annotated `annotation` (e.g. "int | None")."""
+    accepted = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+    kinds = tuple(kind for name in annotation.split("|") for kind in accepted.get(name.strip(), (object,)))
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)

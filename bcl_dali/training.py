@@ -253,7 +253,7 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
          f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
     last_save, unsaved, saved_epoch = time.monotonic(), None, trainer.epoch
-    loggers = open_loggers(config.log, run.path, dataclasses.asdict(config)) if world.is_main else []
+    loggers = open_loggers(config.log, run.path, dataclasses.asdict(config), trainer.epoch) if world.is_main else []
 
     def publish(record: dict) -> None:
         run.append_metrics(record)

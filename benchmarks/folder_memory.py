@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bcl_dali.benchmarks import child_environment
 from bcl_dali.data.folder import list_files
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.pipelines.dali_executor import DaliExecutor
@@ -62,8 +63,8 @@ def one_iteration(root: Path, size: int, device: torch.device) -> None:
 
 def peak_on_the_cpu(root: Path, size: int) -> int:
     """Peak resident bytes of a fresh process that runs `one_iteration` on the CPU."""
-    done = subprocess.run([sys.executable, "-m", "bcl_dali.benchmarks.folder_memory", str(root), str(size)], capture_output=True,
-                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-m", "bcl_dali.benchmarks.folder_memory", str(root), str(size)],
+                          capture_output=True, text=True, check=True, env=child_environment())
     return json.loads(done.stdout.splitlines()[-1])["peak_bytes"]
 
 

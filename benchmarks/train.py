@@ -32,11 +32,11 @@ from bcl_dali.methods import METHODS, BatchShare
 from bcl_dali.train.momentum import MomentumLoss
 from bcl_dali.train.schedule import lr_at
 from bcl_dali.train.trainer import Trainer, check_batch_split
+from bcl_dali.benchmarks import child_environment
 from bcl_dali.benchmarks.timing import gpu_name, synchronize
 from bcl_dali.pipelines.plan import EpochPlan
 from bcl_dali.pipelines.reference import ReferenceExecutor
 
-CLI = Path(__file__).resolve().parents[1] / "cli.py"
 SCALING_TIMEOUT_S = 3600
 
 
@@ -80,10 +80,11 @@ def measure_scaling(method: str, device: torch.device, epochs: int, batch_size: 
         for size in sizes:
             report = Path(scratch) / f"world{size}.json"
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={size}",
-                       str(CLI), "bench", "train", "--method", method, "--device", device.type, "--epochs",
+                       "-m", "bcl_dali", "bench", "train", "--method", method, "--device", device.type, "--epochs",
                        str(epochs), "--batch-size", str(batch_size), "--width", str(width), "--num-classes",
                        str(num_classes), "--json", str(report)]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=SCALING_TIMEOUT_S)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=SCALING_TIMEOUT_S,
+                                  env=child_environment())
             if done.returncode != 0:
                 reason = next((line for line in done.stderr.splitlines() if "error:" in line), "see torchrun's output")
                 raise UserError(f"torchrun with {size} processes failed: {reason.strip()}")

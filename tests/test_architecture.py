@@ -19,7 +19,7 @@ LAYERS = {
     "bcl_dali.training": 6, "bcl_dali.evaluation": 6, "bcl_dali.augmentation": 6,
     "bcl_dali.experiments": 7,
     "bcl_dali.benchmarks": 8,
-    "bcl_dali.command": 9,
+    "bcl_dali.command": 9, "bcl_dali.__main__": 10,
     "cli": 10,
 }
 """Each room's layer, as ARCHITECTURE.md's table gives it."""

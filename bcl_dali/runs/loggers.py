@@ -4,14 +4,15 @@ TensorBoard (torch's SummaryWriter, under RUN/tensorboard) or Weights & Biases (
 epoch: its numbers as scalars, the weight histogram as a histogram."""
 from __future__ import annotations
 
-import hashlib
 import importlib
 import numbers
+import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from bcl_dali.atomic import write_text_atomic
 from bcl_dali.errors import UserError
 
 LOGGERS = ("none", "tensorboard", "wandb")
@@ -45,11 +46,13 @@ def check_loggers(log: str) -> None:
                             f"{name}), or drop it from --log") from None
 
 
-def open_loggers(log: str, run_path: Path, config: dict[str, Any]) -> list[MetricsLogger]:
-    """The run's loggers; a resumed run goes on in the same TensorBoard folder and the same W&B run."""
+def open_loggers(log: str, run_path: Path, config: dict[str, Any], epoch: int) -> list[MetricsLogger]:
+    """The run's loggers, opened at `epoch` (0 for a new run): a resumed run goes on in the same
+    TensorBoard folder (what it logged after `epoch` purged, as metrics.jsonl is cut back) and the same
+    W&B run."""
     opened: list[MetricsLogger] = []
     for name in logger_names(log):
-        opened.append(TensorBoardLogger(run_path / "tensorboard") if name == "tensorboard"
+        opened.append(TensorBoardLogger(run_path / "tensorboard", epoch) if name == "tensorboard"
                       else WandbLogger(run_path, config))
     return opened
 
@@ -70,10 +73,10 @@ def histograms(record: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray
 
 
 class TensorBoardLogger:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, epoch: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(folder))
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=epoch + 1 if epoch else None)
 
     def log(self, record: dict[str, Any]) -> None:
         epoch = int(record["epoch"])
@@ -92,20 +95,31 @@ class TensorBoardLogger:
         self.writer.close()
 
 
+WANDB_ID = "wandb-run-id"
+"""The run directory's W&B run id: made when the run first logs, so a run made again at the same
+path is a new W&B run and a resume goes on in its own."""
+
+
 class WandbLogger:
+    """Logs against the epoch (W&B's own step only counts up, and a resume redoes the epochs after its
+    checkpoint)."""
+
     def __init__(self, run_path: Path, config: dict[str, Any]) -> None:
         import wandb
 
         self.wandb = wandb
-        identity = hashlib.sha256(str(run_path.resolve()).encode()).hexdigest()[:16]
-        self.run = wandb.init(project="bcl-dali", name=run_path.name, id=identity, resume="allow", config=config,
-                              dir=str(run_path))
+        path = run_path / WANDB_ID
+        if not path.exists():
+            write_text_atomic(path, uuid.uuid4().hex[:16] + "\n")
+        self.run = wandb.init(project="bcl-dali", name=run_path.name, id=path.read_text().strip(), resume="allow",
+                              config=config, dir=str(run_path))
+        self.run.define_metric("*", step_metric="epoch")
 
     def log(self, record: dict[str, Any]) -> None:
-        values: dict[str, Any] = dict(scalars(record))
+        values: dict[str, Any] = dict(scalars(record)) | {"epoch": int(record["epoch"])}
         for key, (counts, edges) in histograms(record).items():
             values[key] = self.wandb.Histogram(np_histogram=(counts, edges))
-        self.run.log(values, step=int(record["epoch"]))
+        self.run.log(values)
 
     def close(self) -> None:
         self.run.finish()

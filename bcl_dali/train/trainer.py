@@ -63,7 +63,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: LongTailedData, device: torch.device, executor: Executor,
                  world: World = World()) -> None:
-        _check_batches(len(data.train.labels), config.batch_size, world, config.sync_bn)
+        check_batches(len(data.train.labels), config.batch_size, world, config.sync_bn)
         self.config = config
         self.data = data
         self.device = device
@@ -266,7 +266,7 @@ def check_batch_split(batch_size: int, world: World) -> None:
                         f"processes; use a multiple of {world.size}")
 
 
-def _check_batches(samples: int, batch_size: int, world: World, sync_bn: bool = True) -> None:
+def check_batches(samples: int, batch_size: int, world: World, sync_bn: bool = True) -> None:
     """Refuse batches that leave a rank without a share, a batch without negatives, or BatchNorm
     (per process without --sync-bn) with a single image."""
     if samples < 2:

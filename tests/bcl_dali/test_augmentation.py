@@ -170,3 +170,13 @@ def test_the_package_face_names_resolve_and_import_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(bcl_dali.__all__)
+
+
+def test_batches_train_would_refuse_are_refused_when_it_is_made(monkeypatch):
+    """A last batch of one image (no negatives), and a process count with no process group behind it."""
+    pixels = np.zeros((5, 8, 8, 3), np.uint8)
+    with pytest.raises(bcl_dali.UserError, match="last batch of one image"):
+        bcl_dali.BoostedAugmentation(pixels, batch_size=4, device="cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="no process group is initialised"):
+        bcl_dali.BoostedAugmentation(pixels, batch_size=5, device="cpu")

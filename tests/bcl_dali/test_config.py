@@ -143,6 +143,8 @@ def test_flags_override_a_toml_file_of_the_same_keys(tmp_path):
     ('method = "bcl-i\n', "x.toml", "is not valid TOML"),
     ('{"method": ', "x.json", "is not valid JSON"),
     ('[1, 2]', "x.json", "holds a list"),
+    ('epochs = "100"\n', "x.toml", "epochs = '100' has the wrong type (it takes int | None)"),
+    ('probe = 1\n', "x.toml", "probe = 1 has the wrong type (it takes bool)"),
     (None, "missing.toml", "cannot read --config"),
 ])
 def test_a_bad_config_file_is_one_line(tmp_path, content, name, fragment):

@@ -65,8 +65,11 @@ class _RecordingWandb:
         self.settings = settings
         return self
 
-    def log(self, values: dict, step: int) -> None:
-        self.logged.append((step, values))
+    def log(self, values: dict) -> None:
+        self.logged.append((values["epoch"], values))
+
+    def define_metric(self, name: str, step_metric: str) -> None:
+        self.step_metric = step_metric
 
     def finish(self) -> None:
         self.finished = True
@@ -91,5 +94,6 @@ def test_wandb_gets_what_metrics_jsonl_holds(tmp_path, monkeypatch):
             assert values[key] == record[key]
     counts, edges = wandb.logged[1][1]["weight_histogram"]
     assert counts.tolist() == records[1]["weight_histogram"] and edges[0] == 0.0 and edges[-1] == 1.0
-    assert wandb.settings["dir"] == str(out) and wandb.settings["resume"] == "allow"
+    assert wandb.settings["dir"] == str(out) and wandb.settings["resume"] == "allow" and wandb.step_metric == "epoch"
+    assert wandb.settings["id"] == (out / "wandb-run-id").read_text().strip()
     assert wandb.settings["config"]["method"] == json.loads((out / "config.json").read_text())["method"]

@@ -14,7 +14,7 @@ from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
 from bcl_dali.policy import BoostPolicy
 from bcl_dali.train.optimizers import LARS, scaled_lr
-from bcl_dali.train.trainer import _check_batches
+from bcl_dali.train.trainer import check_batches
 from bcl_dali.pipelines.plan import EpochPlan
 from tests.cli_support import run
 from tests.distributed_support import epochs, one_step, spawn
@@ -81,10 +81,10 @@ def test_momentum_state_and_plans_are_global_and_match_one_process(tmp_path):
 
 def test_batches_that_do_not_split_over_the_processes_are_refused():
     with pytest.raises(UserError, match="--batch-size 30 is the global batch and must divide by the 4 processes"):
-        _check_batches(1000, 30, World(0, 4))
+        check_batches(1000, 30, World(0, 4))
     with pytest.raises(UserError, match="last batch of 2, too few for 4 processes"):
-        _check_batches(1002, 40, World(0, 4))
-    _check_batches(1004, 40, World(0, 4))
+        check_batches(1002, 40, World(0, 4))
+    check_batches(1004, 40, World(0, 4))
 
 
 def test_a_plan_shards_into_every_sample_once():
