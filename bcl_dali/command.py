@@ -11,7 +11,7 @@ from bcl_dali.config import (ARCHS, BAD_IMAGE_POLICIES, CUDA_GRAPHS, EXECUTORS, 
 from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
-from bcl_dali.errors import Interrupted, UserError
+from bcl_dali.errors import Interrupted, UserError, command_name
 from bcl_dali.methods import METHODS
 from bcl_dali.runs.outputs import check_output_path, write_json
 from bcl_dali.version import __version__
@@ -212,7 +212,7 @@ def evaluate_run(targets: tuple[Path, ...], shots: str, device: str, data_dir: P
     check_output_path(json_path)
     check_output_path(plot, "--plot")
     if plot is not None and len(targets) > 1:
-        raise UserError("--plot draws one model's classes; give one target, or compare runs with `cli.py report`")
+        raise UserError(f"--plot draws one model's classes; give one target, or compare runs with `{command_name()} report`")
     if plot is not None:
         require_matplotlib()
     shot_list = parse_shots(shots)

@@ -19,3 +19,12 @@ class Interrupted(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into the same orderly stop as Ctrl-C (the last finished epoch saved)."""
+
+
+def command_name() -> str:
+    """How the user called the command line (`bcl-dali`, `cli.py`, `python -m bcl_dali`), for the
+    commands a message tells them to run; `bcl-dali` when no command is running."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    return context.find_root().info_name if context is not None else "bcl-dali"

@@ -14,7 +14,7 @@ from torch import nn
 from bcl_dali.config import TrainConfig
 from bcl_dali.data import LongTailedData
 from bcl_dali.device import resolve_device
-from bcl_dali.errors import UserError
+from bcl_dali.errors import UserError, command_name
 from bcl_dali.eval.protocol import across_runs, check_shots, evaluate
 from bcl_dali.eval.result import Evaluation
 from bcl_dali.methods import METHODS
@@ -68,7 +68,7 @@ def load_trained(target: Path, device: torch.device) -> Checkpoint:
     state = load_checkpoint(path, device)
     if not isinstance(state, dict) or not {"config", "model", "epoch"} <= state.keys():
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise UserError(f"{path} was not written by `cli.py train` (it holds {keys}); give a run directory "
+        raise UserError(f"{path} was not written by `{command_name()} train` (it holds {keys}); give a run directory "
                         "or one of its .pt files")
     config = TrainConfig.from_dict(state["config"])
     model = METHODS[config.method](config.method_settings()).build_model(config.arch, config.width, config.stem)
@@ -104,7 +104,7 @@ def check_one_kind(checkpoints: list[Checkpoint]) -> None:
     kinds = sorted({f"{c.config.method} on {c.config.dataset}" for c in checkpoints})
     if len(kinds) > 1:
         raise UserError(f"eval summarises runs of one method on one data set, got {', '.join(kinds)}; "
-                        "evaluate them apart, or compare them with `cli.py report`")
+                        f"evaluate them apart, or compare them with `{command_name()} report`")
 
 
 def evaluate_runs(targets: list[Path], shots: list[str], device: str = "auto", data_dir: Path | None = None,

@@ -25,7 +25,7 @@ from bcl_dali.data import LongTailedData
 from bcl_dali.data.files import BadImages
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
-from bcl_dali.errors import Interrupted, Terminated, UserError
+from bcl_dali.errors import Interrupted, Terminated, UserError, command_name
 from bcl_dali.eval.features import extract_features
 from bcl_dali.eval.protocol import evaluate, knn_top1
 from bcl_dali.eval.result import FULL, shot_name
@@ -274,8 +274,8 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
                         saved_epoch, unsaved = unsaved["epoch"], None
                     if config.on_bad_image != "skip" or world.size > 1:
                         raise UserError(f"{bad}; the run is kept at epoch {saved_epoch} ({run.last_path}): restore a good "
-                                        f"copy and go on with `cli.py train --resume {run.path}`, or leave the file out: "
-                                        f"`cli.py train --resume {run.path} --on-bad-image skip`") from None
+                                        f"copy and go on with `{command_name()} train --resume {run.path}`, or leave the file out: "
+                                        f"`{command_name()} train --resume {run.path} --on-bad-image skip`") from None
                     _go_back_without(trainer, run, bad, echo)
                     continue
                 if not world.is_main:
@@ -304,7 +304,7 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
                 saved_epoch = unsaved["epoch"]
             terminated = isinstance(signalled, Terminated)
             raise Interrupted(f"{'terminated' if terminated else 'interrupted'} in epoch {trainer.epoch + 1}; "
-                              f"{run.last_path} holds epoch {saved_epoch}; continue with: cli.py train --resume {run.path}",
+                              f"{run.last_path} holds epoch {saved_epoch}; continue with: {command_name()} train --resume {run.path}",
                               status=TERMINATED_STATUS if terminated else INTERRUPTED_STATUS) from None
 
     if not world.is_main:

@@ -9,7 +9,7 @@ from bcl_dali.command import cli
 
 
 def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="cli.py")
 
 
 def assert_one_line_error(result: Result, fragment: str) -> None:

@@ -56,3 +56,16 @@ def test_help_imports_neither_torchvision_nor_dali():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_messages_name_the_command_as_the_user_called_it(tmp_path):
+    """`bcl-dali` after an install, `cli.py` in a checkout: the commands a message suggests are the
+    user's own. Mutation caught: `cli.py` written into the message."""
+    from click.testing import CliRunner
+
+    from bcl_dali.command import cli
+
+    for name in ("bcl-dali", "cli.py"):
+        result = CliRunner().invoke(cli, ["eval", str(tmp_path / "a"), str(tmp_path / "b"), "--plot",
+                                          str(tmp_path / "p.png")], prog_name=name)
+        assert result.exit_code == 2 and f"compare runs with `{name} report`" in result.stderr, result.output
