@@ -67,7 +67,7 @@ def test_make_refuses_impossible_requests(tmp_path: Path, args: tuple[str, ...],
 
 def test_flag_mistakes_are_one_line_too(tmp_path: Path) -> None:
     assert_one_line_error(run("splits", "make", "--dataset", "synthetic-lt"),
-                          "Missing option '--out'. (see 'cli splits make --help')")
+                          "Missing option '--out'. (see 'cli.py splits make --help')")
     assert_one_line_error(run("splits", "show", tmp_path / "x.npy", "--dataset", "mnist"), "'mnist' is not one of")
     assert_one_line_error(run("splits", "shuffle"), "No such command 'shuffle'")
 
