@@ -2,18 +2,21 @@
 torchvision-style dataset. The library's entry points take any of these."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from bcl_dali.data.arrays import ArrayImages
 from bcl_dali.data.files import ImageFiles
-from bcl_dali.data.folder import files_at
+from bcl_dali.data.folder import files_at, files_under
 from bcl_dali.data.source import ImageSource
 
 
 def image_source(images: object) -> ImageSource:
     """`images` as a source: an `ArrayImages` or `ImageFiles` as it is; a uint8 (N, H, W, 3) array or
-    tensor held in memory; a dataset with `samples` of (path, label) (torchvision's ImageFolder) read
+    tensor held in memory; a folder's path, every image under it read from its file; a dataset with `samples` of (path, label) (torchvision's ImageFolder) read
     from its files; one with a uint8 `data` array (torchvision's CIFAR) held in memory; any other
     dataset of (image, label) items (PIL images or arrays of one size) stacked into memory once."""
     if isinstance(images, (ArrayImages, ImageFiles)):
@@ -22,6 +25,8 @@ def image_source(images: object) -> ImageSource:
         return ArrayImages(images.cpu().numpy())
     if isinstance(images, np.ndarray):
         return ArrayImages(images)
+    if isinstance(images, (str, os.PathLike)):
+        return files_under(Path(images))
     samples = getattr(images, "samples", None)
     if isinstance(samples, list) and samples and isinstance(samples[0], tuple):
         return files_at([path for path, *_ in samples])
@@ -31,7 +36,7 @@ def image_source(images: object) -> ImageSource:
     if hasattr(images, "__len__") and hasattr(images, "__getitem__"):
         return ArrayImages(_stacked(images))
     raise TypeError(f"cannot take images from a {type(images).__name__}; give a uint8 (N, H, W, 3) array, a "
-                    "torchvision-style dataset, or a bcl_dali.data.ImageFiles")
+                    "folder of images, a torchvision-style dataset, or a bcl_dali.data.ImageFiles")
 
 
 def _stacked(dataset: object) -> np.ndarray:

@@ -112,6 +112,17 @@ def files_at(paths: Sequence[str | os.PathLike]) -> ImageFiles:
     return _scan(root, [entries])[0][0]
 
 
+def files_under(folder: Path) -> ImageFiles:
+    """Every image under `folder` (any depth, by path; hidden entries skipped), e.g. a class tree's train/."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give a folder of images, an array or a dataset")
+    paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    if not paths:
+        raise UserError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); give the folder that holds them")
+    return files_at(paths)
+
+
 def list_files(root: Path, list_file: Path) -> ImageFiles:
     """The files of one list, checked and measured as `folder_pool` checks them (for benchmarks)."""
     return _scan(root, [_read_list(list_file)])[0][0]

@@ -131,6 +131,10 @@ def test_a_source_from_what_a_researcher_has(tmp_path):
     folder = torchvision.datasets.ImageFolder(tree / "train")
     files = bcl_dali.image_source(folder)
     assert [str(files.path(i)) for i in range(len(files))] == [str(path) for path, _ in folder.samples]
+    (tree / "train" / ".ipynb_checkpoints").mkdir()
+    (tree / "train" / ".ipynb_checkpoints" / "x.jpg").write_bytes(b"not an image")
+    under = bcl_dali.image_source(tree / "train")
+    assert [str(under.path(i)) for i in range(len(under))] == [str(path) for path, _ in folder.samples]
     assert files.sizes(np.arange(len(files)))[0].tolist() == [Image.open(p).height for p, _ in folder.samples]
 
 
@@ -139,6 +143,7 @@ def test_a_source_from_what_a_researcher_has(tmp_path):
     (_ListDataset(np.zeros((1, 8, 8, 3), np.uint8)).items + [(Image.new("RGB", (4, 4)), 0)], ValueError,
      "images of several sizes are read from files"),
     (object(), TypeError, "cannot take images from a object"),
+    ("no/such/folder", bcl_dali.UserError, "no/such/folder is not a folder"),
 ])
 def test_images_it_cannot_take_are_refused_with_the_fix(given, error, fragment):
     with pytest.raises(error, match=fragment.replace("(", r"\(").replace(")", r"\)")):
