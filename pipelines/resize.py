@@ -279,7 +279,8 @@ def _pass(pixels: torch.Tensor, low: torch.Tensor, weights: torch.Tensor, source
     total = None
     for start in range(0, taps, group):
         picked = lines.index_select(0, index[start:start + group].reshape(-1)).view(-1, views, out, width)
-        part = (picked * per_tap[start:start + group]).sum(0, dtype=torch.int32)
+        weighted = picked * per_tap[start:start + group]
+        part = weighted[0] if group == 1 else weighted.sum(0, dtype=torch.int32)  # one tap: no reduction pass
         total = part if total is None else total.add_(part)
     return ((total + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
 
