@@ -20,11 +20,11 @@ from typing import Any, Iterator
 import torch
 
 from bcl_dali.data.adapt import image_source
-from bcl_dali.device import cpu_count
 from bcl_dali.distributed import World
 from bcl_dali.pipelines.ops import MAX_MAGNITUDE
 from bcl_dali.policy import CROP_SCALE, BoostPolicy
 from bcl_dali.train.momentum import MomentumLoss
+from bcl_dali.train.executors import default_workers, make_executor
 from bcl_dali.train.planner import EpochPlanner
 from bcl_dali.train.trainer import check_batches
 
@@ -56,18 +56,11 @@ class BoostedAugmentation:
         self.momentum = MomentumLoss(len(self.images), beta, self.device, self.world)
         policy = BoostPolicy(rand_k, strength, crop_scale=(crop_scale, 1.0), blur=blur)
         self.planner = EpochPlanner(self.momentum, policy, batch_size, seed)
-        size = self.images.view_size(image_size)
-        threads = workers if workers is not None else max(1, cpu_count() // self.world.local_size)
-        if executor == "pil":
-            from bcl_dali.pipelines.reference import ReferenceExecutor
-
-            self.executor = ReferenceExecutor(self.images, size=size, workers=threads)
-        else:
-            from bcl_dali.pipelines.dali_executor import DaliExecutor  # DALI takes seconds to import
-
-            self.executor = DaliExecutor(self.images.dali_input(), size=size, num_slots=rand_k,
-                                         batch_size=batch_size // self.world.size, device=self.device,
-                                         threads=threads, dtype=dtype, blur=blur)
+        self.executor = make_executor("reference" if executor == "pil" else "dali", self.images,
+                                      size=self.images.view_size(image_size), rand_k=rand_k,
+                                      batch_size=batch_size // self.world.size, device=self.device,
+                                      workers=default_workers(self.world) if workers is None else workers,
+                                      dtype=dtype, blur=blur)
 
     def __len__(self) -> int:
         """Batches per epoch."""

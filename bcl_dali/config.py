@@ -25,6 +25,8 @@ from bcl_dali.data.synthetic import DEFAULT_CLASSES
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
 from bcl_dali.methods import METHODS
+from bcl_dali.methods.sdclr import SDCLRSettings
+from bcl_dali.methods.simclr import ContrastiveSettings
 from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR, BoostPolicy
 from bcl_dali.runs.loggers import logger_names
 from bcl_dali.models.resnet import STEMS
@@ -180,8 +182,8 @@ class ObjectiveSettings:
     """BCL's momentum loss, and the methods' own settings (each method takes the fields its settings name)."""
 
     beta: float = setting(0.97)
-    temperature: float = setting(0.2)
-    prune_ratio: float = setting(0.9)
+    temperature: float = setting(ContrastiveSettings.temperature)
+    prune_ratio: float = setting(SDCLRSettings.prune_ratio)
 
     def check(self) -> None:
         if not 0.0 <= self.beta < 1.0:

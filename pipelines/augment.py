@@ -29,15 +29,15 @@ class Augmentation:
 
     def __init__(self, images: torch.Tensor | None, num_slots: int, size: int | None = None,
                  device: torch.device | None = None, blur: bool = False) -> None:
-        """`images`: the uint8 (N, S, S, 3) training images, on the device the stages run on; or None
-        for decoded crops, with the views' `size` and the `device`. `blur`: the recipe's Gaussian blur
-        ends the colour stage."""
+        """`images`: the uint8 (N, S, S, 3) training images, moved to `device` (default: where they are)
+        once, already laid out for the crop; or None for decoded crops, with the views' `size` and the
+        `device`. `blur`: the recipe's Gaussian blur ends the colour stage."""
         if images is not None:
             height, width = images.shape[1:3]
             if height != width:
                 raise ValueError(f"the augmentation makes square views of square images, got {height}x{width}")
-            size, device = height, images.device
-        self.columns = None if images is None else columns_of(images).contiguous()
+            size, device = height, device or images.device
+        self.columns = None if images is None else columns_of(images).contiguous().to(device)
         """The resident images as the crop's horizontal pass reads them (pipelines.resize)."""
         self.taps = None if images is None else TapTables(size, size, device)
         self.size = size

@@ -51,14 +51,12 @@ class ResidentInput:
     def __init__(self, images: np.ndarray) -> None:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} {images.shape}")
-        if images.shape[1] != images.shape[2]:
-            raise ValueError(f"views are made of square images, got {images.shape[1]}x{images.shape[2]}")
         self.images = images
 
     def augmentation(self, num_slots: int, size: int, device: torch.device, blur: bool) -> Augmentation:
         if size != self.images.shape[1]:
             raise ValueError(f"views of in-memory images are their own size, {self.images.shape[1]}, not {size}")
-        return Augmentation(torch.as_tensor(self.images).to(device), num_slots, blur=blur)
+        return Augmentation(torch.as_tensor(self.images), num_slots, device=device, blur=blur)
 
     def first_stage(self, augmentation: Augmentation) -> tuple[str, FirstStage, Callable[[list], int]]:
         """(stage name, the stage, the views of the operator's input): the crop, from the table rows."""

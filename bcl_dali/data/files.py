@@ -94,10 +94,7 @@ class ImageFiles:
     def identity(self) -> bytes:
         """Paths, sizes and modification times, hashed without reading a pixel: what identified a run's
         files before runs kept FileRecords."""
-        digest = hashlib.sha256("\n".join(map(str, self.paths)).encode())
-        for column in (self.heights, self.widths, self.bytes, self.mtimes):
-            digest.update(np.ascontiguousarray(column, np.int64).tobytes())
-        return digest.hexdigest()[:16].encode()
+        return _digest(self.paths, (self.heights, self.widths, self.bytes, self.mtimes)).encode()
 
     def records(self, known: FileRecords | None = None) -> FileRecords:
         """Every file's size, time and content hash; a file is read only where `known` has no record
@@ -155,11 +152,7 @@ class FileRecords:
     hashes: np.ndarray
 
     def identity(self) -> str:
-        digest = hashlib.sha256("\n".join(map(str, self.paths)).encode())
-        for column in (self.heights, self.widths, self.bytes):
-            digest.update(np.ascontiguousarray(column, np.int64).tobytes())
-        digest.update(self.hashes.tobytes())
-        return digest.hexdigest()[:16]
+        return _digest(self.paths, (self.heights, self.widths, self.bytes), self.hashes.tobytes())
 
     def first_change(self, now: FileRecords) -> str | None:
         """How `now` differs from these records, naming the first file that does; None if it does not."""
@@ -193,3 +186,12 @@ class FileRecords:
         columns = {name: state[name].numpy() for name in ("heights", "widths", "bytes", "mtimes")}
         hashes = np.frombuffer(state["hashes"].numpy().tobytes(), HASH_DTYPE).copy()
         return cls(np.asarray(state["paths"].split("\n")), hashes=hashes, **columns)
+
+
+def _digest(paths: np.ndarray, columns: tuple[np.ndarray, ...], extra: bytes = b"") -> str:
+    """16 hex digits of the paths, the int64 columns and `extra`: a set of files' identity."""
+    digest = hashlib.sha256("\n".join(map(str, paths)).encode())
+    for column in columns:
+        digest.update(np.ascontiguousarray(column, np.int64).tobytes())
+    digest.update(extra)
+    return digest.hexdigest()[:16]

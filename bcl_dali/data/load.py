@@ -17,9 +17,9 @@ from bcl_dali.split import SHOT_SIZES, find_reference_files, few_shot_subset, lo
 
 DATASETS = ("synthetic-lt", *CIFAR, "npz", "folder")
 SHOT_SUBSETS = 5
+"""Few-shot subsets per size, as in the reference (whose results average over five)."""
 DEFAULT_IMBALANCE = 100.0
 """The head / tail ratio of a drawn split (CIFAR-LT's profile)."""
-"""Few-shot subsets per size, as in the reference (whose results average over five)."""
 
 
 def load_pool(dataset: str, *, data_dir: str | os.PathLike | None = None, download: bool = False,

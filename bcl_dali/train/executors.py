@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from bcl_dali.config import TrainConfig
-from bcl_dali.data import LongTailedData
+from bcl_dali.data import ImageSource, LongTailedData
 from bcl_dali.device import cpu_count, uses_bf16
 from bcl_dali.distributed import World
 from bcl_dali.errors import UserError
@@ -17,14 +17,26 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
     """The executor of one process: it augments that process's share of every global batch, with the
     node's cores shared among the node's processes unless --workers says otherwise."""
     images = data.train.images
-    size = images.view_size(config.image_size)
-    workers = config.workers if config.workers is not None else max(1, cpu_count() // world.local_size)
-    if config.executor == "reference":
-        return ReferenceExecutor(images, size=size, workers=workers)
-    dtype = torch.float16 if uses_bf16(config.precision, device) else torch.float32
-    if config.graphs_augmentation and device.type != "cuda":
+    if config.executor != "reference" and config.graphs_augmentation and device.type != "cuda":
         raise UserError(f"--cuda-graphs {config.cuda_graphs} needs a GPU; use --device cuda, or --cuda-graphs none "
                         "on the CPU")
-    return DaliExecutor(images.dali_input(), size=size, num_slots=config.rand_k, batch_size=config.batch_size // world.size,
-                        device=device, threads=max(1, workers), dtype=dtype, blur=config.blur,
-                        graph=config.graphs_augmentation)
+    return make_executor(config.executor, images, size=images.view_size(config.image_size), rand_k=config.rand_k,
+                         batch_size=config.batch_size // world.size, device=device,
+                         workers=default_workers(world) if config.workers is None else config.workers,
+                         dtype=torch.float16 if uses_bf16(config.precision, device) else torch.float32,
+                         blur=config.blur, graph=config.graphs_augmentation)
+
+
+def default_workers(world: World) -> int:
+    """The node's cores shared among the node's processes."""
+    return max(1, cpu_count() // world.local_size)
+
+
+def make_executor(kind: str, images: ImageSource, *, size: int, rand_k: int, batch_size: int, device: torch.device,
+                  workers: int, dtype: torch.dtype, blur: bool, graph: bool = False) -> DaliExecutor | ReferenceExecutor:
+    """`images` to views: "dali" (the fused graph on `device`, `batch_size` samples per batch, in `dtype`)
+    or "reference" (the reference's PIL transforms in `workers` processes)."""
+    if kind == "reference":
+        return ReferenceExecutor(images, size=size, workers=workers)
+    return DaliExecutor(images.dali_input(), size=size, num_slots=rand_k, batch_size=batch_size, device=device,
+                        threads=max(1, workers), dtype=dtype, blur=blur, graph=graph)
