@@ -89,11 +89,13 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
 
 def compare_pipelines(device: torch.device, batch_size: int, iters: int, workers: int, k: int = 1,
                       num_classes: int = 100, profile: bool = False, folder: ImageFiles | None = None,
-                      image_size: int = FOLDER_VIEW_SIZE) -> dict:
+                      image_size: int = FOLDER_VIEW_SIZE, graph: bool = False) -> dict:
     """Both executors in one run; `ratio` is DALI's throughput over the reference executor's. The
-    cost model's counts of the DALI graph (synthetic-lt's) are repeated at the top level."""
+    cost model's counts of the DALI graph (synthetic-lt's) are repeated at the top level. `graph`:
+    the DALI executor's augmentation replayed from a CUDA graph."""
     on = {"folder": folder, "image_size": image_size}
-    dali = measure_pipeline("dali", device, batch_size, iters, workers, k, num_classes=num_classes, profile=profile, **on)
+    dali = measure_pipeline("dali", device, batch_size, iters, workers, k, num_classes=num_classes, profile=profile,
+                            graph=graph, **on)
     reference = measure_pipeline("reference", device, batch_size, iters, workers, k, num_classes=num_classes, **on)
     return {"benchmark": "pipelines", "device": str(device), "gpu": gpu_name(device), "rand_k": k,
             **{key: dali[key] for key in COST_MODEL_KEYS if key in dali}, "dali": dali, "reference": reference,

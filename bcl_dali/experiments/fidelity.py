@@ -7,7 +7,6 @@ A run directory that already exists under the output folder is resumed, not redo
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +17,7 @@ from bcl_dali.report import plots
 from bcl_dali.eval.protocol import check_shots
 from bcl_dali.eval.result import Evaluation, shot_name
 from bcl_dali.evaluation import evaluate_checkpoint, load_trained
-from bcl_dali.runs.outputs import make_folder
+from bcl_dali.runs.outputs import make_folder, write_json
 from bcl_dali.report.pages import write_report
 from bcl_dali.training import new_config, start_run
 
@@ -69,7 +68,7 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
     table = fidelity_table(evaluations, pairs, shots)
     write_text_atomic(out / "fidelity.md", fidelity_markdown(table, settings) + "\n")
     summary = {"settings": settings, "shots": shots, "table": table, "report": str(out / "report" / "report.md")}
-    write_text_atomic(out / "fidelity.json", json.dumps(summary, indent=2) + "\n")
+    write_json(summary, out / "fidelity.json")
     write_report([out / method for method in methods], out / "report")
     return summary
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from bcl_dali.atomic import atomic_path
 from bcl_dali.errors import UserError
-from bcl_dali.eval.result import Evaluation
+from bcl_dali.eval.result import Evaluation, shot_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -131,7 +131,7 @@ def group_bars(evaluations: dict[str, Evaluation], shot: str, path: Path, colour
                         color=colours[name], label=name)
         axes.bar_label(bars, fmt="%.1f", fontsize=8)
     axes.set_xticks(positions, [g.capitalize() for g in GROUPS])
-    axes.set(ylabel="top-1 (%)", title=f"{'full-shot' if shot == 'full' else f'{shot}-shot'} linear probe")
+    axes.set(ylabel="top-1 (%)", title=f"{shot_name(shot)} linear probe")
     axes.legend()
     return save(figure, path)
 
@@ -146,7 +146,7 @@ def per_class_figure(result: Evaluation, shot: str, path: Path) -> Path:
         ids = [c for c in result.groups[group] if accuracy[c] is not None]
         axes.scatter([counts[c] for c in ids], [accuracy[c] for c in ids], color=GROUP_COLOURS[group], s=18,
                      label=f"{group} {result.shots[shot].group(group):.1f}%")
-    name = "full-shot" if shot == "full" else f"{shot}-shot"
+    name = shot_name(shot)
     axes.set(xscale="log", ylim=(-2, 102), xlabel="training images of the class", ylabel="top-1 (%)",
              title=f"{result.method}: per-class accuracy of the {name} probe")
     axes.grid(alpha=0.3)
