@@ -1,7 +1,7 @@
 """BCL's boosted augmentation for a training loop of your own: the momentum loss, the policy, the
 epoch plan and an executor (DALI or PIL) behind one object.
 
-    boost = BoostedAugmentation(images, batch_size=256, rand_k=1, device="cuda")
+    boost = BoostedAugmentation(images, batch_size=256, boost=1, device="cuda")
     for epoch in range(epochs):
         for indices, views in boost:              # views: view 1 of the batch's samples, then view 2
             losses = per_sample_loss(model(views))  # one loss per sample, shape (B,)
@@ -35,15 +35,17 @@ class BoostedAugmentation:
     """Iterate it once per epoch for (indices, views); give it each step's per-sample losses.
 
     `images`: anything bcl_dali.data.adapt.image_source takes (an array, a torchvision-style dataset,
-    an image source). `batch_size`: the global batch. `rand_k`: boosted RandAugment ops per view (0:
-    SimCLR's augmentation; 1: BCL-I; 2: BCL-D). `image_size`: the views' side for images read from
+    an image source). `batch_size`: the global batch. `boost`: boosted RandAugment ops per view (0:
+    SimCLR's augmentation; 1: BCL-I; 2: BCL-D). `weight_norm`: how the momentum loss becomes weights,
+    "paper" or "rank" (bcl_dali.policy.WEIGHT_NORMS). `image_size`: the views' side for images read from
     files (in-memory images keep their own side). `executor`: "dali" (the fused graph, on `device`) or
     "pil" (the reference's PIL transforms in `workers` processes). Views come normalised, channels_last,
     in `dtype` (DALI; PIL gives float32), valid until the work queued on the current stream before the
     next batch is asked for has run (clone them to keep them longer)."""
 
-    def __init__(self, images: object, *, batch_size: int, rand_k: int = 1, strength: float = MAX_MAGNITUDE,
-                 beta: float = 0.97, device: str | torch.device | None = None, executor: str = "dali",
+    def __init__(self, images: object, *, batch_size: int, boost: int = 1, strength: float = MAX_MAGNITUDE,
+                 beta: float = 0.97, weight_norm: str = "paper", device: str | torch.device | None = None,
+                 executor: str = "dali",
                  image_size: int = 224, crop_scale: float = CROP_SCALE[0], blur: bool = False, seed: int = 0,
                  workers: int | None = None, dtype: torch.dtype = torch.float32) -> None:
         if executor not in EXECUTORS:
@@ -53,11 +55,11 @@ class BoostedAugmentation:
         check_batches(len(self.images), batch_size, self.world)
         requested = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         self.device = self.world.device(requested)
-        self.momentum = MomentumLoss(len(self.images), beta, self.device, self.world)
-        policy = BoostPolicy(rand_k, strength, crop_scale=(crop_scale, 1.0), blur=blur)
+        self.momentum = MomentumLoss(len(self.images), beta, self.device, self.world, weight_norm)
+        policy = BoostPolicy(boost, strength, crop_scale=(crop_scale, 1.0), blur=blur)
         self.planner = EpochPlanner(self.momentum, policy, batch_size, seed)
         self.executor = make_executor("reference" if executor == "pil" else "dali", self.images,
-                                      size=self.images.view_size(image_size), rand_k=rand_k,
+                                      size=self.images.view_size(image_size), boost=boost,
                                       batch_size=batch_size // self.world.size, device=self.device,
                                       workers=default_workers(self.world) if workers is None else workers,
                                       dtype=dtype, blur=blur)

@@ -13,6 +13,7 @@ from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
 from bcl_dali.errors import Interrupted, UserError, command_name
 from bcl_dali.methods import METHODS
+from bcl_dali.policy import WEIGHT_NORMS
 from bcl_dali.runs.outputs import check_output_path, write_json
 from bcl_dali.version import __version__
 from bcl_dali.split import SplitError
@@ -139,14 +140,22 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
               "[default: 4 on synthetic-lt, else 2000]")
 @click.option("--batch-size", type=int, help="the global batch, split over torchrun's processes  "
               "[default: 256 on synthetic-lt, else 512]")
-@click.option("--lr", type=float, help="base learning rate  [default: 0.5]")
+@click.option("--lr", type=float, help="base learning rate  [default: 0.5; 0.06 MoCo]")
 @click.option("--lr-scale", type=click.Choice(LR_SCALES), help="SimCLR's rules: linear lr x batch / 256, sqrt "
               "lr x sqrt(batch)  [default: none]")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="lars for large batches  [default: sgd]")
-@click.option("--weight-decay", type=float, help="[default: 5e-4 SimCLR / BCL-I, 1e-4 SDCLR / BCL-D]")
-@click.option("--temperature", type=float, help="NT-Xent temperature  [default: 0.2]")
+@click.option("--weight-decay", type=float, help="[default: 5e-4 SimCLR / BCL-I / MoCo, 1e-4 SDCLR / BCL-D, "
+              "1e-5 BYOL]")
+@click.option("--temperature", type=float, help="NT-Xent's and MoCo's temperature  [default: 0.2]")
 @click.option("--beta", type=float, help="momentum of the per-sample loss average  [default: 0.97]")
-@click.option("--rand-k", type=int, help="boosted RandAugment ops per view  [default: 0, 1, 0, 2 by method]")
+@click.option("--weight-norm", type=click.Choice(WEIGHT_NORMS), help="per-sample loss to weight: the paper's "
+              "z / max|z| / 2 + 1/2, or the loss's rank over the training set  [default: paper]")
+@click.option("--boost", type=click.IntRange(min=0), help="boosted RandAugment ops per view, for any method: 0 is "
+              "the plain augmentation; simclr --boost 1 is BCL-I, sdclr --boost 2 BCL-D  [default: 1 bcl-i, 2 bcl-d, "
+              "else 0]")
+@click.option("--queue-size", type=int, help="MoCo: keys kept as negatives  [default: 4096]")
+@click.option("--target-momentum", type=float, help="MoCo: the key encoder's momentum; BYOL: the target's at the "
+              "first step, a cosine to 1 at the last  [default: 0.99]")
 @click.option("--rand-strength", type=float, help="RandAugment magnitude at weight 1  [default: 30]")
 @click.option("--prune-ratio", type=float, help="SDCLR pruning  [default: 0.9]")
 @click.option("--sync-bn/--no-sync-bn", default=None, help="BatchNorm statistics over the global batch under "
@@ -180,7 +189,8 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
               help="settings from a file: a run's config.json (to run it again) or a TOML file such as recipes/*.toml; "
                    "flags override it")
 def train(out: Path | None, resume: Path | None, config_file: Path | None, **flags) -> None:
-    """Train SimCLR / BCL-I / SDCLR / BCL-D. With no flags: BCL-I on the built-in synthetic-lt, minutes on a CPU."""
+    """Train SimCLR / BCL-I / SDCLR / BCL-D / MoCo v2 / BYOL, each boosted or not (--boost). With no flags: BCL-I
+    on the built-in synthetic-lt, minutes on a CPU."""
     from bcl_dali.training import start_run
 
     if config_file is not None and resume is not None:
@@ -261,7 +271,7 @@ def show(executor: str, weights: str, method: str, count: int, seed: int, datase
     """Draw the same images under both views at each weight: what BCL does to head and tail samples."""
     from bcl_dali.report.views import draw_augmentation, parse_weights
 
-    click.echo(draw_augmentation(out, executor=executor, weights=parse_weights(weights), rand_k=METHODS[method].rand_k,
+    click.echo(draw_augmentation(out, executor=executor, weights=parse_weights(weights), boost=METHODS[method].boost,
                                  count=count, seed=seed, dataset=dataset, data_seed=data_seed, data_dir=data_dir))
 
 
@@ -285,20 +295,20 @@ def bench() -> None:
 @click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="timed batches")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="DALI CPU threads or reference worker processes")
-@click.option("--rand-k", type=click.IntRange(0, 4), default=1, show_default=True,
+@click.option("--boost", type=click.IntRange(0, 4), default=1, show_default=True,
               help="RandAugment slots per view (1: BCL-I, 2: BCL-D)")
 @click.option("--profile", is_flag=True,
               help="print what a DALI iteration is made of: operators, expansions, copies, kernels, bytes, stage times")
 @click.option("--cuda-graph", is_flag=True, help="replay the augmentation from a CUDA graph (in-memory images, GPU)")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the settings and the figures here")
 def bench_pipeline(executor: str, device: str, dataset: str, data_dir: Path | None, train_list: Path | None,
-                   image_size: int, batch_size: int, iters: int, workers: int, rand_k: int, profile: bool,
+                   image_size: int, batch_size: int, iters: int, workers: int, boost: int, profile: bool,
                    cuda_graph: bool, json_path: Path | None) -> None:
     """Augmentation alone: samples/s (two views each) at mixed BCL weights, warm-up excluded."""
     from bcl_dali.benchmarks.pipeline import profile_table, run_pipeline_benchmark, summary
 
     check_output_path(json_path)
-    result = run_pipeline_benchmark(executor, resolve_device(device), batch_size, iters, workers, rand_k,
+    result = run_pipeline_benchmark(executor, resolve_device(device), batch_size, iters, workers, boost,
                                     dataset=dataset, data_dir=data_dir, train_list=train_list, image_size=image_size,
                                     profile=profile, graph=cuda_graph, echo=lambda line: click.echo(line, err=True))
     click.echo(summary(result))
@@ -404,6 +414,40 @@ def experiment_fidelity(out: Path, pairs: str, dataset: str, data_dir: Path | No
     click.echo((out / "fidelity.md").read_text())
     click.echo(f"wrote {out / 'fidelity.md'} and {summary['report']}")
 
+
+
+@experiment.command("boosting")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="folder for the runs (ARM-seedS; existing ones are resumed), boosting.md and boosting.json")
+@click.option("--arms", default="simclr,simclr:1,simclr:1:rank,moco,moco:1,byol,byol:1", show_default=True,
+              help="METHOD[:BOOST[:WEIGHT_NORM]], comma-separated")
+@click.option("--seeds", default="0,1,2", show_default=True, help="training seeds, comma-separated")
+@click.option("--dataset", type=click.Choice(DATASETS), default="synthetic-lt", show_default=True)
+@data_dir_option
+@click.option("--imbalance", type=float, help="head / tail ratio of the drawn split  [default: 100]")
+@num_classes_option
+@click.option("--epochs", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--width", type=click.IntRange(min=MIN_WIDTH), default=16, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=0), help="kNN every N epochs  [default: epochs / 10]")
+@click.option("--shot", default="100", show_default=True, help="the probe: full, or shots per class")
+@click.option("--device", default="auto", show_default=True)
+def experiment_boosting(out: Path, arms: str, seeds: str, dataset: str, data_dir: Path | None, imbalance: float | None,
+                        num_classes: int | None, epochs: int, batch_size: int, width: int, eval_every: int | None,
+                        shot: str, device: str) -> None:
+    """Train every arm with every seed alike, evaluate each, and tabulate mean +- std over the seeds: does boosting
+    help each method on long-tailed data?"""
+    from bcl_dali.evaluation import parse_shots
+    from bcl_dali.experiments.boosting import parse_arms, parse_seeds, run_boosting
+
+    settings = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "width": width,
+                "eval_every": max(1, epochs // 10) if eval_every is None else eval_every}
+    settings |= {key: value for key, value in {"data_dir": data_dir and str(data_dir), "imbalance": imbalance,
+                                               "num_classes": num_classes}.items() if value is not None}
+    (probe,) = parse_shots(shot)
+    run_boosting(out, parse_arms(arms), parse_seeds(seeds), settings, probe, device, click.echo)
+    click.echo((out / "boosting.md").read_text())
+    click.echo(f"wrote {out / 'boosting.md'} and {out / 'boosting.json'}")
 
 def main(prog_name: str = "bcl-dali") -> None:
     cli(prog_name=prog_name)

@@ -24,10 +24,11 @@ from bcl_dali.data.folder import FolderLists
 from bcl_dali.data.synthetic import DEFAULT_CLASSES
 from bcl_dali.device import cpu_count
 from bcl_dali.errors import UserError
-from bcl_dali.methods import METHODS
+from bcl_dali.methods import METHODS, method_label
+from bcl_dali.methods.moco import MoCoSettings
 from bcl_dali.methods.sdclr import SDCLRSettings
 from bcl_dali.methods.simclr import ContrastiveSettings
-from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR, BoostPolicy
+from bcl_dali.policy import MULTI_OP_FLOOR, SINGLE_OP_FLOOR, WEIGHT_NORMS, BoostPolicy
 from bcl_dali.runs.loggers import logger_names
 from bcl_dali.models.resnet import STEMS
 
@@ -160,7 +161,7 @@ class AugmentationSettings:
     image_size: int | None = setting()
     crop_scale: float | None = setting()
     blur: bool | None = setting()
-    rand_k: int | None = setting()
+    boost: int | None = setting()
     rand_strength: float = setting(30.0)
 
     def check(self) -> None:
@@ -169,9 +170,9 @@ class AugmentationSettings:
              f"--image-size must be at least {MIN_IMAGE_SIZE} pixels"),
             (self.crop_scale is None or 0.0 < self.crop_scale <= 1.0,
              "--crop-scale must lie in (0, 1] (the smallest crop's share of the image)"),
-            (self.rand_k is None or self.rand_k >= 0, "--rand-k must be >= 0"),
+            (self.boost is None or self.boost >= 0, "--boost must be >= 0"),
             (0.0 < self.rand_strength <= 30.0, "--rand-strength must lie in (0, 30]"),
-            (not self.rand_k or self.rand_strength >= (SINGLE_OP_FLOOR if self.rand_k == 1 else MULTI_OP_FLOOR),
+            (not self.boost or self.rand_strength >= (SINGLE_OP_FLOOR if self.boost == 1 else MULTI_OP_FLOOR),
              f"--rand-strength must be >= {SINGLE_OP_FLOOR:g} for k = 1 and >= {MULTI_OP_FLOOR:g} for k >= 2 "
              "(the magnitude floor)"),
         ])
@@ -182,12 +183,17 @@ class ObjectiveSettings:
     """BCL's momentum loss, and the methods' own settings (each method takes the fields its settings name)."""
 
     beta: float = setting(0.97)
+    weight_norm: str = setting("paper")
+    """How the momentum loss becomes weights (bcl_dali.train.momentum.WEIGHT_NORMS)."""
     temperature: float = setting(ContrastiveSettings.temperature)
     prune_ratio: float = setting(SDCLRSettings.prune_ratio)
+    queue_size: int = setting(MoCoSettings.queue_size)
+    target_momentum: float = setting(MoCoSettings.target_momentum)
 
     def check(self) -> None:
         if not 0.0 <= self.beta < 1.0:
             raise UserError("--beta must lie in [0, 1)")
+        _choice("weight-norm", self.weight_norm, WEIGHT_NORMS)
 
 
 @dataclass(frozen=True)
@@ -290,10 +296,10 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
             width=_default(self.width, budget.width),
             epochs=_default(self.epochs, budget.epochs),
             batch_size=_default(self.batch_size, budget.batch_size),
-            lr=_default(self.lr, budget.lr),
+            lr=_default(self.lr, _default(method.lr, budget.lr)),
             warmup_epochs=_default(self.warmup_epochs, min(budget.warmup_epochs, max(_default(self.epochs, budget.epochs) - 1, 0))),
             weight_decay=_default(self.weight_decay, method.weight_decay),
-            rand_k=_default(self.rand_k, method.rand_k),
+            boost=_default(self.boost, method.boost),
             split=None if self.split is None else str(Path(self.split).resolve()),
             imbalance=_default(self.imbalance, DEFAULT_IMBALANCE) if self.draws_split else self.imbalance,
             split_seed=_default(self.split_seed, 0) if self.draws_split else None,
@@ -320,11 +326,12 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
              "--cuda-graphs augment graphs in-memory images; image folders decode and resize crops of every size, "
              "so use --cuda-graphs step or none with --dataset folder"),
         ])
-        if (self.rand_k == 0) != (METHODS[self.method].rand_k == 0):
-            raise UserError(f"--method {self.method} with --rand-k {self.rand_k} is another method: boosted RandAugment "
-                            "(--rand-k >= 1) is BCL (bcl-i, bcl-d), none is SimCLR or SDCLR; choose that method, or "
-                            "drop --rand-k")
         self.method_settings()
+
+    @property
+    def label(self) -> str:
+        """What the run is called: the paper's name where it has one (simclr with --boost 1 is bcl-i)."""
+        return method_label(self.method, self.boost)
 
     def load_data(self, left_out: Iterable[str] = (), verify: bool = False) -> LongTailedData:
         """The run's data; `left_out`: files the run leaves out (RunDir.left_out), `verify`: decode every
@@ -336,7 +343,7 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
 
     def boost_policy(self) -> BoostPolicy:
         """The run's augmentation policy: its boosted slots and strength, crop scale and blur."""
-        return BoostPolicy(self.rand_k, self.rand_strength, crop_scale=(self.crop_scale, 1.0), blur=self.blur)
+        return BoostPolicy(self.boost, self.rand_strength, crop_scale=(self.crop_scale, 1.0), blur=self.blur)
 
     def method_settings(self) -> object:
         """The method's own settings (bcl_dali.methods), from the run's fields of the same names (a
@@ -422,7 +429,11 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """A stored config; one from before the data seed existed drew its images with its `seed`, one
         from before image folders is a CIFAR-stem run cropping from 10%, and one from before data flags
-        were checked recorded --imbalance, --split-seed and --num-classes where they did not act."""
+        were checked recorded --imbalance, --split-seed and --num-classes where they did not act; one from
+        before boosting was a setting of every method calls it rand_k."""
+        data = dict(data)
+        if "rand_k" in data:
+            data["boost"] = data.pop("rand_k")
         data = {"data_seed": data.get("seed", cls.seed), "stem": "cifar", "crop_scale": CIFAR_CROP_SCALE, "blur": False,
                 **data}
         if data.get("dataset") != "synthetic-lt":

@@ -89,7 +89,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: to
     config = checkpoint.config
     result = evaluate(checkpoint.model, data, device, shots, seed=config.seed, on_probe=on_probe,
                       size=config.image_size).with_provenance(
-        checkpoint=str(checkpoint.path), epoch=checkpoint.epoch, method=config.method, dataset=config.dataset,
+        checkpoint=str(checkpoint.path), epoch=checkpoint.epoch, method=config.label, dataset=config.dataset,
         split=config.split, device=str(device))
     if checkpoint.run is not None:
         kept = RunDir(checkpoint.run).evaluation_path(checkpoint.epoch)
@@ -101,7 +101,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint, data: LongTailedData, device: to
 
 def check_one_kind(checkpoints: list[Checkpoint]) -> None:
     """Runs summarised together must differ only by their split or seed."""
-    kinds = sorted({f"{c.config.method} on {c.config.dataset}" for c in checkpoints})
+    kinds = sorted({f"{c.config.label} on {c.config.dataset}" for c in checkpoints})
     if len(kinds) > 1:
         raise UserError(f"eval summarises runs of one method on one data set, got {', '.join(kinds)}; "
                         f"evaluate them apart, or compare them with `{command_name()} report`")

@@ -28,6 +28,10 @@ SINGLE_OP_FLOOR = 10.0
 """k = 1 (BCL-I): m = 10 + 20 w at strength 30."""
 MULTI_OP_FLOOR = 5.0
 """k >= 2 (BCL-D): m = 5 + 25 w u at strength 30, u ~ U(0, 1) once per sample."""
+WEIGHT_NORMS = ("paper", "rank")
+"""How the momentum loss becomes weights in [0, 1]: the paper's z / max|z| / 2 + 1/2, where the one
+sample furthest from the mean sets the scale (so most weights sit near 1/2), or each sample's rank
+among the training set's, which spreads the weights evenly over [0, 1]."""
 
 
 @dataclass(frozen=True)

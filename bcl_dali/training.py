@@ -100,7 +100,7 @@ def start_run(overrides: dict[str, Any], out: Path | None, resume: Path | None,
         config = resumed_config(stored, overrides)
     else:
         config = new_config(overrides)
-        run = RunDir(out or Path("runs") / f"{config.method}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run = RunDir(out or Path("runs") / f"{config.label}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
         if world.is_main:
             run.check_free()
     check_batch_split(config.batch_size, world)
@@ -248,7 +248,7 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
     config, device, world = trainer.config, trainer.device, trainer.world
     final_epoch = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
     processes = f" x {world.size} processes" if world.size > 1 else ""
-    echo(f"{config.method} on {config.dataset}: {trainer.num_samples} images, {config.arch} width {config.width}, "
+    echo(f"{config.label} on {config.dataset}: {trainer.num_samples} images, {config.arch} width {config.width}, "
          f"batch {config.batch_size}, {config.epochs} epochs, {device}{processes} "
          f"({'bf16' if trainer.bf16 else 'fp32'}), {config.executor} executor -> {run.path}")
 
@@ -359,7 +359,7 @@ def _summary(trainer: Trainer, run: RunDir) -> dict:
     if not scores or (probe and key not in scores):
         scores = evaluation(trainer, probe)
     return {
-        "run": str(run.path), "method": trainer.config.method, "epochs": trainer.epoch,
+        "run": str(run.path), "method": trainer.config.label, "epochs": trainer.epoch,
         "final_loss": trained[-1]["loss"] if trained else None,
         "train_seconds": sum(r["seconds"] for r in trained),
         "samples_per_second": (trainer.num_samples * len(trained) / max(sum(r["seconds"] for r in trained), 1e-9)

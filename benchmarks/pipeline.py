@@ -72,7 +72,7 @@ def measure_pipeline(executor: str, device: torch.device, batch_size: int, iters
             else:
                 seconds = time.perf_counter() - start
     result = {"benchmark": "pipeline", "executor": executor, "device": str(device), "batch_size": batch_size,
-              "iters": timed, "workers": workers, "rand_k": k, "seconds": seconds,
+              "iters": timed, "workers": workers, "boost": k, "seconds": seconds,
               "samples_per_second": timed * batch_size / seconds, "torch": torch.__version__, "gpu": gpu_name(device),
               "dataset": "synthetic-lt" if folder is None else "folder", "view_size": size}
     if folder is not None:
@@ -97,7 +97,7 @@ def compare_pipelines(device: torch.device, batch_size: int, iters: int, workers
     dali = measure_pipeline("dali", device, batch_size, iters, workers, k, num_classes=num_classes, profile=profile,
                             graph=graph, **on)
     reference = measure_pipeline("reference", device, batch_size, iters, workers, k, num_classes=num_classes, **on)
-    return {"benchmark": "pipelines", "device": str(device), "gpu": gpu_name(device), "rand_k": k,
+    return {"benchmark": "pipelines", "device": str(device), "gpu": gpu_name(device), "boost": k,
             **{key: dali[key] for key in COST_MODEL_KEYS if key in dali}, "dali": dali, "reference": reference,
             "ratio": dali["samples_per_second"] / reference["samples_per_second"]}
 
@@ -108,7 +108,7 @@ def summary(result: dict) -> str:
                           f"DALI / reference: {result['ratio']:.2f}x"])
     line = (f"pipeline {result['executor']} on {result['device']}: {result['samples_per_second']:,.0f} samples/s "
             f"(batch {result['batch_size']}, {result['iters']} batches, {result['workers']} workers, "
-            f"k={result['rand_k']})")
+            f"k={result['boost']})")
     if result.get("dataset") == "folder":
         images = result["images"]
         line += (f"; decode + augmentation of {images['files']} JPEGs of {images['mean_width']:.0f}x"
@@ -127,7 +127,7 @@ def profile_table(result: dict) -> str:
     """The cost model of one DALI iteration, stage by stage, as `bench pipeline --profile` prints it."""
     dali = result["dali"] if result["benchmark"] == "pipelines" else result
     lines = [f"timed: one iteration = {dali['batches_per_iteration']} batch(es) of {dali['batch_size']} samples "
-             f"({2 * dali['batches_per_iteration'] * dali['batch_size']} views), k = {dali['rand_k']}",
+             f"({2 * dali['batches_per_iteration'] * dali['batch_size']} views), k = {dali['boost']}",
              f"DALI operators: {dali['operators']}  " + ", ".join(
                  f"{kind} x{count}" for kind, count in dali["operators_by_kind"].items()),
              f"expanding operators (one sample per frame): {dali['expansions']}",
@@ -146,7 +146,7 @@ def profile_table(result: dict) -> str:
 
 
 def run_pipeline_benchmark(executor: str, device: torch.device, batch_size: int, iters: int, workers: int,
-                           rand_k: int, *, dataset: str = "synthetic-lt", data_dir: Path | None = None,
+                           boost: int, *, dataset: str = "synthetic-lt", data_dir: Path | None = None,
                            train_list: Path | None = None, image_size: int = FOLDER_VIEW_SIZE, profile: bool = False,
                            graph: bool = False, echo: Callable[[str], None] = lambda _: None) -> dict:
     """`bench pipeline`: one executor ("dali", "reference") or both ("both", with their ratio), on
@@ -166,5 +166,5 @@ def run_pipeline_benchmark(executor: str, device: torch.device, batch_size: int,
             files = list_files(root, train_list) if pool is None else pool.images(pool.train_indices)
             on = {"folder": files, "image_size": image_size}
         if executor == "both":
-            return compare_pipelines(device, batch_size, iters, workers, rand_k, profile=profile, **on)
-        return measure_pipeline(executor, device, batch_size, iters, workers, rand_k, profile=profile, **on)
+            return compare_pipelines(device, batch_size, iters, workers, boost, profile=profile, **on)
+        return measure_pipeline(executor, device, batch_size, iters, workers, boost, profile=profile, **on)

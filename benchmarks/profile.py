@@ -172,7 +172,7 @@ def iteration_census(num_slots: int, size: int = 32, views: int = GPU_VIEWS_PER_
         _stages(augmentation, iteration, crops, count)
     kernels = sum(count.kernels.values())
     launches = (GRAPH_LAUNCHES if graph else kernels) + DALI_OUTPUT_COPIES
-    result = {"views": views, "view_size": size, "rand_k": num_slots, "schedule": "dense" if dense else "sparse",
+    result = {"views": views, "view_size": size, "boost": num_slots, "schedule": "dense" if dense else "sparse",
               "graph": graph, "kernels": kernels, "kernels_by_stage": dict(count.kernels), "launches": launches,
               "host_syncs": sum(count.syncs.values()), "host_syncs_by_stage": dict(count.syncs),
               "bytes_per_view": count.bytes / views, "full_image_passes_per_view": count.full_passes,

@@ -106,10 +106,11 @@ def measure_reference(method: str, device: torch.device, epochs: int, batch_size
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     images = data.train.images
     executor = ReferenceExecutor(images, size=images.view_size(0), workers=config.worker_count)
-    momentum = MomentumLoss(len(data.train.labels), config.beta, device)
+    momentum = MomentumLoss(len(data.train.labels), config.beta, device, norm=config.weight_norm)
     policy = config.boost_policy()
     rng = np.random.default_rng(0)
     steps_per_epoch = math.ceil(len(data.train.labels) / batch_size)
+    method.begin(epochs * steps_per_epoch, batch_size)
     step, seconds = 0, []
     for epoch in range(epochs):
         start = time.perf_counter()

@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = bcl_dali.load_data("synthetic-lt", num_classes=args.classes)
-    boost = bcl_dali.BoostedAugmentation(data.train.images, batch_size=args.batch_size, rand_k=1, device=args.device)
+    boost = bcl_dali.BoostedAugmentation(data.train.images, batch_size=args.batch_size, boost=1, device=args.device)
 
     model = torchvision.models.resnet18()
     model.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Linear(512, 128))  # projection head

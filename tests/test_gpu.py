@@ -83,7 +83,7 @@ def test_the_augmentation_replayed_from_a_cuda_graph_is_the_eager_one(k):
     assert graphed.operator.graph.captured == 2
 
 
-@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
+@pytest.mark.parametrize("method", ["bcl-i", "bcl-d", "moco", "byol"])
 def test_the_graphed_step_trains_as_the_eager_step(method):
     """Three epochs of the same run eager and with the step replayed from CUDA graphs (both momentum
     phases, the short last batch eager): the same losses and momentum state up to the float32 learning
@@ -181,9 +181,12 @@ def test_images_and_the_epoch_table_stay_on_the_gpu():
     assert torch.cuda.memory_allocated(CUDA) - before >= epoch_table(plan, 32).nbytes
 
 
-def test_training_step_never_synchronises_with_the_host():
-    config = TrainConfig(method="bcl-d", dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
-                         epochs=2, device="cuda").resolve()
+@pytest.mark.parametrize("method", ["bcl-d", "moco", "byol"])
+def test_training_step_never_synchronises_with_the_host(method):
+    """bf16 autocast and channels_last views, as training runs on a GPU; MoCo's queue and BYOL's
+    momentum schedule are device work too."""
+    config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
+                         epochs=2, device="cuda", queue_size=64).resolve()
     trainer = Trainer(config, config.load_data(), CUDA, executor=None)
     trainer.momentum.end_epoch()
     views = torch.randn(32, 32, 32, 3, device=CUDA, dtype=torch.float16).permute(0, 3, 1, 2)
@@ -193,7 +196,7 @@ def test_training_step_never_synchronises_with_the_host():
     mean_loss = RunningMean(CUDA)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        trainer.model.prune(config.prune_ratio)
+        trainer.method.start_epoch(trainer.model)
         for _ in range(3):
             mean_loss.add(trainer.train_step(indices, views, 16))
             mean_loss.peek()
@@ -202,10 +205,10 @@ def test_training_step_never_synchronises_with_the_host():
     torch.cuda.synchronize()
 
 
-@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
+@pytest.mark.parametrize("method", ["bcl-i", "bcl-d", "moco", "byol"])
 def test_short_training_run_on_the_gpu(tmp_path, method):
-    result = run("train", "--method", method, "--dataset", "synthetic-lt", "--num-classes", "10",
-                 "--epochs", "2", "--batch-size", "64", "--device", "cuda", "--out", tmp_path / method)
+    result = run("train", "--method", method, "--boost", "2" if method == "bcl-d" else "1", "--dataset", "synthetic-lt",
+                 "--num-classes", "10", "--epochs", "2", "--batch-size", "64", "--device", "cuda", "--out", tmp_path / method)
     assert result.exit_code == 0, result.output
     assert "kNN top-1" in result.stdout
 

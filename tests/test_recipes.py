@@ -17,8 +17,9 @@ RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 
 
 def test_there_is_a_recipe_for_each_method_and_data_set():
-    assert [path.stem for path in RECIPES] == ["cifar100-lt-bcl-d", "cifar100-lt-bcl-i", "cifar100-lt-sdclr",
-                                              "cifar100-lt-simclr", "imagenet-lt", "large-batch-4096", "places-lt"]
+    assert [path.stem for path in RECIPES] == ["cifar100-lt-bcl-d", "cifar100-lt-bcl-i", "cifar100-lt-byol",
+                                              "cifar100-lt-moco", "cifar100-lt-sdclr", "cifar100-lt-simclr",
+                                              "imagenet-lt", "large-batch-4096", "places-lt"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.stem)
@@ -28,10 +29,12 @@ def test_each_recipe_resolves(path):
     assert config.device == "cuda" and config.method == settings["method"]
 
 
-@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d"])
+@pytest.mark.parametrize("method", ["simclr", "bcl-i", "sdclr", "bcl-d", "moco", "byol"])
 def test_the_cifar_recipes_are_the_papers_defaults(method):
+    """MoCo's and BYOL's are their defaults boosted once."""
     recipe = TrainConfig(**read_settings(REPO / "recipes" / f"cifar100-lt-{method}.toml")).resolve()
-    defaults = TrainConfig(method=method, dataset="cifar100-lt", device="cuda").resolve()
+    boost = {"boost": 1} if method in ("moco", "byol") else {}
+    defaults = TrainConfig(method=method, dataset="cifar100-lt", device="cuda", **boost).resolve()
     assert dataclasses.asdict(recipe) == dataclasses.asdict(defaults)
 
 
@@ -51,5 +54,5 @@ def test_a_recipe_with_the_built_in_datas_overrides_trains_through_the_console_c
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     recorded = json.loads((out / "config.json").read_text())
-    assert (recorded["method"], recorded["rand_k"], recorded["temperature"], recorded["dataset"]) == \
+    assert (recorded["method"], recorded["boost"], recorded["temperature"], recorded["dataset"]) == \
         ("bcl-i", 1, 0.2, "synthetic-lt")

@@ -51,9 +51,14 @@ class NoSettings:
 class Method:
     name: ClassVar[str]
     summary: ClassVar[str]
-    rand_k: ClassVar[int] = 0
-    """Boosted RandAugment slots per view by default; 0 is the plain SimCLR augmentation."""
+    base: ClassVar[str | None] = None
+    """The method this one presets (bcl-i is simclr with --boost 1); None for a method of its own."""
+    boost: ClassVar[int] = 0
+    """Boosted RandAugment slots per view by default (--boost); 0 is the plain SimCLR augmentation."""
     weight_decay: ClassVar[float]
+    lr: ClassVar[float | None] = None
+    """The method's own learning rate at the data set's batch size, where its paper's differs from
+    the budget's (bcl_dali.config); None: the budget's."""
     Settings: ClassVar[type] = NoSettings
 
     def __init__(self, settings: object | None = None) -> None:
@@ -69,6 +74,10 @@ class Method:
         them) that feed the momentum loss. `network` is what to call (DDP or torch.compile around the
         model), once per step: DDP reduces the gradients of one backward, with every parameter used."""
         raise NotImplementedError
+
+    def begin(self, total_steps: int, batch_size: int) -> None:
+        """The run's length in optimiser steps and its global batch, before the first step (a momentum
+        schedule's horizon; a check of the method's settings against the batch)."""
 
     def start_epoch(self, model: nn.Module) -> None:
         """Work at the start of every epoch, before its first step."""

@@ -6,5 +6,6 @@ from bcl_dali.methods.sdclr import SDCLRMethod
 
 class BCLDMethod(SDCLRMethod):
     name = "bcl-d"
-    rand_k = 2
+    base = "sdclr"
+    boost = 2
     summary = "SDCLR + boosted RandAugment, k = 2"

@@ -6,5 +6,6 @@ from bcl_dali.methods.simclr import SimCLRMethod
 
 class BCLIMethod(SimCLRMethod):
     name = "bcl-i"
-    rand_k = 1
+    base = "simclr"
+    boost = 1
     summary = "SimCLR + boosted RandAugment, k = 1"

@@ -21,7 +21,7 @@ from bcl_dali.runs.rundir import RunDir
 from bcl_dali.split import class_groups
 
 SETTINGS = ("method", "dataset", "split", "imbalance", "epochs", "batch_size", "width", "arch", "lr", "temperature",
-            "beta", "rand_k", "seed", "data_seed", "executor", "precision")
+            "beta", "weight_norm", "boost", "seed", "data_seed", "executor", "precision")
 
 
 @dataclass

@@ -94,13 +94,13 @@ def parse_weights(text: str) -> list[float]:
 
 
 def draw_augmentation(out: Path, *, executor: str = "dali", weights: list[float] = (0.0, 0.5, 1.0),
-                      rand_k: int = 1, count: int = 8, seed: int = 0, dataset: str = "synthetic-lt",
+                      boost: int = 1, count: int = 8, seed: int = 0, dataset: str = "synthetic-lt",
                       data_seed: int = 0, data_dir: Path | None = None) -> str:
     """`show`: `count` images of an in-memory data set drawn by `seed`, under both views at each
-    weight, with `rand_k` boosted slots, written to `out`; returns what was written, in one line."""
+    weight, with `boost` boosted slots, written to `out`; returns what was written, in one line."""
     check_output_path(out, "--out")
     pool = load_pool(dataset, data_dir=data_dir, seed=data_seed)
     images = pool.images(np.sort(np.random.default_rng(seed).choice(len(pool.labels), count, replace=False)))
-    rows = augmentation_rows(make_executor(executor, images, rand_k), images, list(weights), rand_k, seed)
+    rows = augmentation_rows(make_executor(executor, images, boost), images, list(weights), boost, seed)
     save_picture(grid_image(rows), out)
     return f"wrote {out}: {count} images, weights {', '.join(f'{w:g}' for w in weights)}, {executor} executor"

@@ -20,7 +20,7 @@ def build_executor(config: TrainConfig, data: LongTailedData, device: torch.devi
     if config.executor != "reference" and config.graphs_augmentation and device.type != "cuda":
         raise UserError(f"--cuda-graphs {config.cuda_graphs} needs a GPU; use --device cuda, or --cuda-graphs none "
                         "on the CPU")
-    return make_executor(config.executor, images, size=images.view_size(config.image_size), rand_k=config.rand_k,
+    return make_executor(config.executor, images, size=images.view_size(config.image_size), boost=config.boost,
                          batch_size=config.batch_size // world.size, device=device,
                          workers=default_workers(world) if config.workers is None else config.workers,
                          dtype=torch.float16 if uses_bf16(config.precision, device) else torch.float32,
@@ -32,11 +32,11 @@ def default_workers(world: World) -> int:
     return max(1, cpu_count() // world.local_size)
 
 
-def make_executor(kind: str, images: ImageSource, *, size: int, rand_k: int, batch_size: int, device: torch.device,
+def make_executor(kind: str, images: ImageSource, *, size: int, boost: int, batch_size: int, device: torch.device,
                   workers: int, dtype: torch.dtype, blur: bool, graph: bool = False) -> DaliExecutor | ReferenceExecutor:
     """`images` to views: "dali" (the fused graph on `device`, `batch_size` samples per batch, in `dtype`)
     or "reference" (the reference's PIL transforms in `workers` processes)."""
     if kind == "reference":
         return ReferenceExecutor(images, size=size, workers=workers)
-    return DaliExecutor(images.dali_input(), size=size, num_slots=rand_k, batch_size=batch_size, device=device,
+    return DaliExecutor(images.dali_input(), size=size, num_slots=boost, batch_size=batch_size, device=device,
                         threads=max(1, workers), dtype=dtype, blur=blur, graph=graph)

@@ -11,20 +11,25 @@ from __future__ import annotations
 import torch
 
 from bcl_dali.distributed import World
+from bcl_dali.policy import WEIGHT_NORMS
 
 
 class MomentumLoss:
     """s_i = l_i in the first epoch, s_i = (1 - beta) l_i + beta s_i afterwards.
 
-    `weights()` maps s to [0, 1]: z = (s - mean) / std, w = z / max|z| / 2 + 1/2 (all zeros
-    before the first epoch has finished, so no RandAugment op runs in epoch 1).
+    `weights()` maps s to [0, 1] (all zeros before the first epoch has finished, so no RandAugment
+    op runs in epoch 1): with `norm="paper"`, z = (s - mean) / std, w = z / max|z| / 2 + 1/2; with
+    `norm="rank"`, w = (rank of s_i, ties averaged, from 0) / (N - 1).
     """
 
     def __init__(self, num_samples: int, beta: float = 0.97, device: torch.device | str = "cpu",
-                 world: World = World()) -> None:
+                 world: World = World(), norm: str = "paper") -> None:
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must lie in [0, 1), got {beta}")
+        if norm not in WEIGHT_NORMS:
+            raise ValueError(f"norm must be one of {WEIGHT_NORMS}, got {norm!r}")
         self.beta = beta
+        self.norm = norm
         self.ema = torch.zeros(num_samples, dtype=torch.float32, device=device)
         self.epochs_done = 0
         self.world = world
@@ -61,13 +66,15 @@ class MomentumLoss:
         self.epochs_done += 1
 
     def weights(self) -> torch.Tensor:
-        """Per-sample weights in [0, 1]; the sample furthest from the mean loss lands on 0 or 1.
-
-        z / max|z| equals (s - mean) / max|s - mean|: the std cancels, which also keeps the
-        weights defined (all 1/2) when every loss is equal.
-        """
+        """Per-sample weights in [0, 1], on the device, without a host synchronisation."""
         if self.epochs_done == 0:
             return torch.zeros_like(self.ema)
+        return self._ranked() if self.norm == "rank" else self._scaled()
+
+    def _scaled(self) -> torch.Tensor:
+        """The paper's: the sample furthest from the mean loss lands on 0 or 1. z / max|z| equals
+        (s - mean) / max|s - mean|: the std cancels, which also keeps the weights defined (all 1/2)
+        when every loss is equal."""
         if self.kept is None:
             centred = self.ema - self.ema.mean()
             spread = centred.abs().max()
@@ -77,8 +84,20 @@ class MomentumLoss:
         return torch.where(spread > 0, centred / spread.clamp_min(torch.finfo(torch.float32).tiny) / 2 + 0.5,
                            torch.full_like(centred, 0.5))
 
+    def _ranked(self) -> torch.Tensor:
+        """Each kept sample's rank among the kept ones (equal losses share their mean rank), over N - 1:
+        the smallest loss gets 0, the largest 1. Ranks come from the sorted losses by binary search, so
+        the count of kept samples stays on the device."""
+        kept = torch.ones_like(self.ema, dtype=torch.bool) if self.kept is None else self.kept
+        ranked = torch.where(kept, self.ema, torch.full_like(self.ema, float("inf"))).sort().values
+        below = torch.searchsorted(ranked, self.ema, right=False)
+        up_to = torch.searchsorted(ranked, self.ema, right=True)
+        count = kept.sum()
+        rank = (below + up_to - 1).double() / 2
+        return torch.where(count > 1, rank / (count - 1).clamp_min(1), torch.full_like(rank, 0.5)).float().clamp(0, 1)
+
     def state_dict(self) -> dict:
-        return {"ema": self.ema.clone(), "epochs_done": self.epochs_done, "beta": self.beta}
+        return {"ema": self.ema.clone(), "epochs_done": self.epochs_done, "beta": self.beta, "norm": self.norm}
 
     def load_state_dict(self, state: dict) -> None:
         if state["ema"].shape != self.ema.shape:
@@ -86,3 +105,4 @@ class MomentumLoss:
         self.ema.copy_(state["ema"])
         self.epochs_done = int(state["epochs_done"])
         self.beta = float(state["beta"])
+        self.norm = state.get("norm", "paper")

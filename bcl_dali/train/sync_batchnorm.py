@@ -22,6 +22,8 @@ class MomentSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         super().__init__(source.num_features, source.eps, source.momentum, source.affine, source.track_running_stats,
                          device=source.weight.device)
         self.load_state_dict(source.state_dict())
+        for mine, theirs in zip(self.parameters(), source.parameters()):
+            mine.requires_grad_(theirs.requires_grad)  # a target network's stay out of the gradient (and of DDP)
         self.world = world
 
     def _check_input_dim(self, input: torch.Tensor) -> None:

@@ -87,10 +87,11 @@ class Trainer:
         self.graphed = self._graphed_step() if config.graphs_step else None
         """The step replayed from CUDA graphs (--cuda-graphs step), or None: eager."""
         self.num_samples = len(data.train.labels)
-        self.momentum = MomentumLoss(self.num_samples, config.beta, device, world)
+        self.momentum = MomentumLoss(self.num_samples, config.beta, device, world, config.weight_norm)
         self.planner = EpochPlanner(self.momentum, config.boost_policy(), config.batch_size, config.seed)
         self.memorization = MemorizationStatistics(data.train.labels, data.num_classes, device, data.grouping)
         self.steps_per_epoch = math.ceil(self.num_samples / config.batch_size)
+        self.method.begin(config.epochs * self.steps_per_epoch, config.batch_size)
         self.epoch = 0
         self.step = 0
         self._known_files: FileRecords | None = None

@@ -23,7 +23,7 @@ def data():
 
 def _boost(data, **settings) -> bcl_dali.BoostedAugmentation:
     return bcl_dali.BoostedAugmentation(data.train.images, batch_size=64, device="cpu", workers=1,
-                                        **{"rand_k": 1, "seed": 3} | settings)
+                                        **{"boost": 1, "seed": 3} | settings)
 
 
 def _losses(indices: torch.Tensor) -> torch.Tensor:

@@ -62,11 +62,30 @@ def test_the_training_seed_does_not_change_the_built_in_data() -> None:
     assert not np.array_equal(_data(seed=1, data_seed=0), _data(seed=1, data_seed=1))
 
 
-def test_rand_k_that_contradicts_the_method_is_refused(tmp_path: Path) -> None:
-    """SimCLR with boosted RandAugment is BCL-I under another name."""
-    assert_one_line_error(run("train", "--method", "simclr", "--rand-k", "2", "--out", tmp_path / "r", *TINY),
-                          "--rand-k")
-    assert not (tmp_path / "r").exists()
+def test_boost_is_a_setting_of_every_method_and_the_paper_s_names_stay() -> None:
+    """simclr with --boost 1 is BCL-I and sdclr with --boost 2 BCL-D (so named in run directories,
+    summaries and evaluations); any other method or boost is named after its base method."""
+    labels = {(method, boost): TrainConfig(method=method, boost=boost).resolve().label
+              for method, boost in [("simclr", 0), ("simclr", 1), ("simclr", 2), ("bcl-i", None), ("bcl-i", 0),
+                                    ("sdclr", 2), ("bcl-d", None), ("moco", 1), ("byol", None)]}
+    assert labels == {("simclr", 0): "simclr", ("simclr", 1): "bcl-i", ("simclr", 2): "simclr-boost2",
+                      ("bcl-i", None): "bcl-i", ("bcl-i", 0): "simclr", ("sdclr", 2): "bcl-d", ("bcl-d", None): "bcl-d",
+                      ("moco", 1): "moco-boost1", ("byol", None): "byol"}
+    assert TrainConfig(method="byol", boost=2).resolve().boost_policy().k == 2
+
+
+def test_a_config_from_before_boost_was_a_setting_reads_its_rand_k() -> None:
+    stored = json.loads(TrainConfig(method="bcl-d").resolve().to_json())
+    stored["rand_k"] = stored.pop("boost")
+    del stored["weight_norm"], stored["queue_size"], stored["target_momentum"]
+    config = TrainConfig.from_dict(stored)
+    assert (config.boost, config.weight_norm, config.label) == (2, "paper", "bcl-d")
+
+
+def test_the_weight_normalisation_is_a_checked_setting() -> None:
+    assert TrainConfig(weight_norm="rank").resolve().weight_norm == "rank"
+    with pytest.raises(UserError, match="unknown --weight-norm 'median'; choose one of paper, rank"):
+        TrainConfig(weight_norm="median").resolve()
 
 
 def test_warm_up_always_leaves_epochs_for_the_decay() -> None:

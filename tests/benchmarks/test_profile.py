@@ -140,7 +140,7 @@ def test_stage_timer_times_every_stage():
 def test_bench_pipeline_reports_the_cost_model_and_both_executors(tmp_path):
     report = tmp_path / "pipeline.json"
     result = run("bench", "pipeline", "--device", "cpu", "--batch-size", "8", "--iters", "1", "--workers", "1",
-                 "--rand-k", "2", "--profile", "--json", report)
+                 "--boost", "2", "--profile", "--json", report)
     assert result.exit_code == 0, result.output
     figures = json.loads(report.read_text())
     assert (figures["operators"], figures["expansions"], figures["host_to_device_copies"]) == (2, 0, 0)

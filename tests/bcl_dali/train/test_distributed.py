@@ -28,12 +28,13 @@ def _load(path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,samples", [("simclr", 16), ("bcl-d", 16), ("bcl-i", 15)])
+@pytest.mark.parametrize("method,samples", [("bcl-d", 16), ("bcl-i", 15), ("moco", 15), ("byol", 16)])
 def test_one_distributed_step_is_one_single_process_step(tmp_path, method, samples):
     """2 processes at a global batch against 1 process at the same batch, from the same state and
     views, BatchNorm synchronised: every anchor meets all the other projections, SDCLR's two
     branches go through DDP, and a short last batch (15) splits 7 and 8, the padding no one's
-    negative. In float64, so that float32's rounding (which BatchNorm's sums over 16 x 32 x 32
+    negative; MoCo's queue takes the global batch's keys in the single process's order (the queue
+    and the key encoder are in the compared state), BYOL's loss is each rank's own. In float64, so that float32's rounding (which BatchNorm's sums over 16 x 32 x 32
     pixels turn into relative gradient noise of 1e-4) does not hide the comparison."""
     generator = torch.Generator().manual_seed(0)
     views = torch.randn(2 * samples, 32, 32, 3, generator=generator, dtype=torch.float64).permute(0, 3, 1, 2)

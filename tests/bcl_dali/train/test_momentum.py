@@ -70,3 +70,44 @@ def test_state_dict_round_trip():
     assert torch.equal(other.ema, m.ema) and torch.equal(other.weights(), m.weights())
     with pytest.raises(ValueError):
         MomentumLoss(4).load_state_dict(m.state_dict())
+
+
+def test_rank_weights_are_hand_computed_ranks_with_ties_averaged():
+    """s = (3, 1, 3, 7, 2): sorted 1, 2, 3, 3, 7, 0-based ranks 0, 1, 2.5 (the tie of 2 and 3), 4;
+    over N - 1 = 4. Mutation caught (tried): ties ranked by position (searchsorted right only) gives
+    the two 3s 3/4 each."""
+    m = MomentumLoss(5, norm="rank")
+    m.update(torch.arange(5), torch.tensor([3.0, 1.0, 3.0, 7.0, 2.0]))
+    m.end_epoch()
+    assert m.weights().tolist() == [2.5 / 4, 0.0, 2.5 / 4, 1.0, 1 / 4]
+
+
+def test_rank_weights_leave_out_samples_no_epoch_plans():
+    """Left-out samples neither take a rank nor shift the others': the kept (3, 1, 7) rank 0.5, 0, 1."""
+    m = MomentumLoss(5, norm="rank")
+    m.update(torch.arange(5), torch.tensor([3.0, 1.0, 100.0, 7.0, -5.0]))
+    m.end_epoch()
+    m.leave_out([2, 4])
+    assert m.weights()[[0, 1, 3]].tolist() == [0.5, 0.0, 1.0]
+
+
+def test_rank_weights_of_equal_losses_are_half_and_survive_a_checkpoint():
+    m = MomentumLoss(3, norm="rank")
+    m.update(torch.arange(3), torch.ones(3))
+    m.end_epoch()
+    assert m.weights().tolist() == [0.5, 0.5, 0.5]
+    again = MomentumLoss(3)
+    again.load_state_dict(m.state_dict())
+    assert again.norm == "rank" and torch.equal(again.weights(), m.weights())
+
+
+def test_rank_weights_spread_evenly_where_the_paper_s_crowd_near_one_half():
+    """One extreme loss sets the paper's scale: the other 999 weights crowd within 0.02 of 1/2, while
+    ranks spread them uniformly (std of a uniform on [0, 1]: 1 / sqrt(12))."""
+    losses = torch.cat([torch.rand(999, generator=torch.Generator().manual_seed(0)), torch.tensor([100.0])])
+    paper, rank = MomentumLoss(1000), MomentumLoss(1000, norm="rank")
+    for m in (paper, rank):
+        m.update(torch.arange(1000), losses)
+        m.end_epoch()
+    assert (paper.weights()[:999] - 0.5).abs().max() < 0.02
+    assert rank.weights().std(correction=0).item() == pytest.approx(12 ** -0.5, abs=1e-3)

@@ -105,7 +105,7 @@ def test_executor_augments_each_sample_as_its_row_of_the_plan_says(name):
     assert np.mean([changed[i] for i in range(20, 40)]) >= 0.9
 
 
-@pytest.mark.parametrize("method", ["bcl-i", "bcl-d"])
+@pytest.mark.parametrize("method", ["bcl-i", "bcl-d", "moco", "byol"])
 def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     config = TrainConfig(method=method, dataset="synthetic-lt", num_classes=3, width=16, batch_size=16,
                          epochs=2, device="cpu").resolve()

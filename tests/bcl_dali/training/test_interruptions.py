@@ -197,7 +197,7 @@ def _other_methods_checkpoint_on_resume(ctx: Ctx) -> list[str]:
     """A run directory whose config.json says simclr but whose last.pt a bcl-i run wrote."""
     ctx.out.mkdir()
     config = json.loads((ctx.reference.out / "config.json").read_text())
-    (ctx.out / "config.json").write_text(json.dumps({**config, "method": "simclr", "rand_k": 0}))
+    (ctx.out / "config.json").write_text(json.dumps({**config, "method": "simclr", "boost": 0}))
     shutil.copyfile(ctx.reference.out / "last.pt", ctx.out / "last.pt")
     return ["train", "--resume", str(ctx.out)]
 

@@ -64,7 +64,7 @@ def test_incompatible_resume_is_refused_but_the_divergence_remedies_are_recorded
     (("--dataset", "cifar100-lt", "--data-dir", "/nonexistent/cifar"), "--data-dir"),
     (("--split", "/nonexistent/split.npy"), "split.npy"),
     (("--method", "bcl-d", "--prune-ratio", "0"), "--prune-ratio"),
-    (("--rand-k", "1", "--rand-strength", "5"), "--rand-strength"),
+    (("--boost", "1", "--rand-strength", "5"), "--rand-strength"),
     (("--dataset", "npz"), "--data-dir FILE.npz"),
     (("--device", "cpu", "--width", "8"), "'--width': 8 is not in the range x>=16"),
 ])
