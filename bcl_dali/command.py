@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Callable
+
 import click
 
 from bcl_dali.config import (ARCHS, BAD_IMAGE_POLICIES, CUDA_GRAPHS, EXECUTORS, LR_SCALES, MAX_SEED, MIN_IMAGE_SIZE,
@@ -50,6 +52,14 @@ class Commands(click.Group):
         world = World.from_environment()
         click.echo(f"{f'rank {world.rank}: ' if world.size > 1 else ''}error: {message}", err=True)
         ctx.exit(USER_ERROR_STATUS)
+
+
+def renamed_option(old: str, new: str) -> Callable:
+    """A flag's earlier name, hidden: using it is a one-line error that names the new one."""
+    def refuse(ctx: click.Context, param: click.Parameter, value: object) -> None:
+        if value is not None:
+            raise click.UsageError(f"{old} is now {new} (same meaning)", ctx)
+    return click.option(old, hidden=True, expose_value=False, callback=refuse)
 
 
 @click.group(cls=Commands)
@@ -150,6 +160,7 @@ def splits_show(file: Path, dataset: str, data_dir: Path | None, download: bool,
 @click.option("--beta", type=float, help="momentum of the per-sample loss average  [default: 0.97]")
 @click.option("--weight-norm", type=click.Choice(WEIGHT_NORMS), help="per-sample loss to weight: the paper's "
               "z / max|z| / 2 + 1/2, or the loss's rank over the training set  [default: paper]")
+@renamed_option("--rand-k", "--boost")
 @click.option("--boost", type=click.IntRange(min=0), help="boosted RandAugment ops per view, for any method: 0 is "
               "the plain augmentation; simclr --boost 1 is BCL-I, sdclr --boost 2 BCL-D  [default: 1 bcl-i, 2 bcl-d, "
               "else 0]")
@@ -295,6 +306,7 @@ def bench() -> None:
 @click.option("--iters", type=click.IntRange(min=1), default=20, show_default=True, help="timed batches")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="DALI CPU threads or reference worker processes")
+@renamed_option("--rand-k", "--boost")
 @click.option("--boost", type=click.IntRange(0, 4), default=1, show_default=True,
               help="RandAugment slots per view (1: BCL-I, 2: BCL-D)")
 @click.option("--profile", is_flag=True,

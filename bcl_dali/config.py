@@ -330,8 +330,9 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
 
     @property
     def label(self) -> str:
-        """What the run is called: the paper's name where it has one (simclr with --boost 1 is bcl-i)."""
-        return method_label(self.method, self.boost)
+        """What the run is called: the paper's name where it has one (simclr with --boost 1 is bcl-i),
+        with its weight normalisation where that is not the paper's (bcl-i-rank)."""
+        return method_label(self.method, self.boost, self.weight_norm)
 
     def load_data(self, left_out: Iterable[str] = (), verify: bool = False) -> LongTailedData:
         """The run's data; `left_out`: files the run leaves out (RunDir.left_out), `verify`: decode every
@@ -500,6 +501,8 @@ def read_settings(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"--config {path} holds a {type(data).__name__}; it must map settings to values")
     settings = {key.replace("-", "_"): value for key, value in data.items()}
+    if "rand_k" in settings:  # a config from before boosting was a setting of every method
+        settings["boost"] = settings.pop("rand_k")
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     unknown = sorted(set(settings) - set(kinds))
     if unknown:

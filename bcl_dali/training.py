@@ -308,7 +308,7 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
                               status=TERMINATED_STATUS if terminated else INTERRUPTED_STATUS) from None
 
     if not world.is_main:
-        return {"run": str(run.path), "method": config.method, "epochs": trainer.epoch, "rank": world.rank}
+        return {"run": str(run.path), "method": config.label, "epochs": trainer.epoch, "rank": world.rank}
     summary = _summary(trainer, run)
     echo(_summary_table(summary))
     return summary

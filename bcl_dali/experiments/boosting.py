@@ -19,11 +19,12 @@ from bcl_dali.atomic import write_text_atomic
 from bcl_dali.device import resolve_device
 from bcl_dali.errors import UserError
 from bcl_dali.eval.protocol import check_shots
-from bcl_dali.eval.result import shot_name
+from bcl_dali.eval.result import Evaluation, shot_name
 from bcl_dali.evaluation import evaluate_checkpoint, load_trained
 from bcl_dali.methods import METHODS, method_label
 from bcl_dali.policy import WEIGHT_NORMS
 from bcl_dali.runs.outputs import make_folder, write_json
+from bcl_dali.runs.rundir import RunDir
 from bcl_dali.training import new_config, start_run
 
 NUMBERS = ("top1", "many", "medium", "few")
@@ -31,25 +32,27 @@ NUMBERS = ("top1", "many", "medium", "few")
 
 @dataclass(frozen=True)
 class Arm:
-    """One configuration the experiment compares: METHOD[:BOOST[:WEIGHT_NORM]]."""
+    """One configuration the experiment compares: METHOD[:BOOST[:WEIGHT_NORM]] (the method's own boost
+    where none is given: bcl-i boosts once)."""
 
     method: str
-    boost: int = 0
+    boost: int
     weight_norm: str = "paper"
 
     @classmethod
     def parse(cls, text: str) -> Arm:
         method, *rest = text.strip().split(":")
-        if method not in METHODS or len(rest) > 2 or (rest and not rest[0].isdigit()) or \
+        digits = bool(rest) and rest[0].isascii() and rest[0].isdigit()
+        if method not in METHODS or len(rest) > 2 or (rest and not digits) or \
                 (len(rest) == 2 and rest[1] not in WEIGHT_NORMS):
             raise UserError(f"--arms entry {text!r}: write METHOD[:BOOST[:NORM]] with a method of "
                             f"{', '.join(METHODS)}, a boost >= 0 and a norm of {', '.join(WEIGHT_NORMS)} (simclr:1:rank)")
-        return cls(method, int(rest[0]) if rest else 0, rest[1] if len(rest) == 2 else "paper")
+        return cls(method, int(rest[0]) if rest else METHODS[method].boost, rest[1] if len(rest) == 2 else "paper")
 
     @property
     def name(self) -> str:
-        label = method_label(self.method, self.boost)
-        return label if self.weight_norm == "paper" else f"{label}-{self.weight_norm}"
+        """The run's name (TrainConfig.label): two arms that train the same thing have the same one."""
+        return method_label(self.method, self.boost, self.weight_norm)
 
     def settings(self) -> dict[str, Any]:
         return {"method": self.method, "boost": self.boost, "weight_norm": self.weight_norm}
@@ -85,9 +88,11 @@ def run_boosting(out: Path, arms: list[Arm], seeds: list[int], settings: dict[st
             echo(f"--- {run.name} ---")
             overrides = {**settings, **arm.settings(), "seed": seed, "device": device}
             start_run(overrides, None, run, echo) if (run / "config.json").exists() else start_run(overrides, run, None, echo)
-            checkpoint = load_trained(run, resolve_device(device))
-            result = evaluate_checkpoint(checkpoint, checkpoint.config.load_data(checkpoint.left_out),
-                                         resolve_device(device), [shot])
+            result = _kept_evaluation(run, settings["epochs"], shot)
+            if result is None:
+                checkpoint = load_trained(run, resolve_device(device))
+                result = evaluate_checkpoint(checkpoint, checkpoint.config.load_data(checkpoint.left_out),
+                                             resolve_device(device), [shot])
             runs.setdefault(arm.name, []).append(run_numbers(run, result.shots[shot], result.knn_top1))
     table = {name: summarise(numbers) for name, numbers in runs.items()}
     summary = {"settings": settings, "seeds": seeds, "shot": shot, "arms": [arm.name for arm in arms],
@@ -95,6 +100,15 @@ def run_boosting(out: Path, arms: list[Arm], seeds: list[int], settings: dict[st
     write_json(summary, out / "boosting.json")
     write_text_atomic(out / "boosting.md", boosting_markdown(summary) + "\n")
     return summary
+
+
+def _kept_evaluation(run: Path, epoch: int, shot: str) -> Evaluation | None:
+    """The run's evaluation of its last epoch with the `shot` probe, where an earlier invocation made it."""
+    kept = RunDir(run).evaluation_path(epoch)
+    if not kept.exists():
+        return None
+    earlier = Evaluation.from_dict(json.loads(kept.read_text()))
+    return earlier if shot in earlier.shots else None
 
 
 def run_numbers(run: Path, probe: Any, knn_top1: float) -> dict[str, Any]:

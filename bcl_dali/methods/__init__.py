@@ -20,12 +20,13 @@ PAPER_NAMES = {("simclr", 1): "bcl-i", ("sdclr", 2): "bcl-d"}
 """Zhou et al. (ICML 2022): BCL-I is SimCLR with one boosted RandAugment op per view, BCL-D SDCLR with two."""
 
 
-def method_label(method: str, boost: int) -> str:
+def method_label(method: str, boost: int, weight_norm: str = "paper") -> str:
     """What a run of `method` with `boost` boosted ops is called: the paper's name where it has one
     (simclr with --boost 1 is bcl-i, bcl-i with --boost 0 is simclr), else the base method, with
-    "-boostK" when it is boosted (moco-boost1)."""
+    "-boostK" when it is boosted (moco-boost1); "-rank" where the weights are ranks (bcl-i-rank)."""
     base = METHODS[method].base or method
-    return PAPER_NAMES.get((base, boost), base if boost == 0 else f"{base}-boost{boost}")
+    label = PAPER_NAMES.get((base, boost), base if boost == 0 else f"{base}-boost{boost}")
+    return label if weight_norm == "paper" else f"{label}-{weight_norm}"
 
 
 __all__ = ["METHODS", "PAPER_NAMES", "Autocast", "BatchShare", "Method", "NoSettings", "method_label"]

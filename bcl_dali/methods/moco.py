@@ -3,13 +3,17 @@ He et al., CVPR 2020): a query encoder trained against a momentum key encoder, w
 past keys as the negatives.
 
 Per-sample loss, symmetric as in the authors' CIFAR-10 demonstration (facebookresearch/moco,
-colab/moco_cifar10_demo.ipynb): sample i's loss is the mean of InfoNCE(q1_i, k2_i) and
-InfoNCE(q2_i, k1_i), where InfoNCE(q, k) = -log exp(q.k / T) / (exp(q.k / T) + sum_n exp(q.n / T))
-over the queue's keys n, every vector normalised. This mean is what feeds BCL's momentum loss.
+colab/moco_cifar10_demo.ipynb, whose loss is loss_12 + loss_21): sample i's loss is
+InfoNCE(q1_i, k2_i) + InfoNCE(q2_i, k1_i), where InfoNCE(q, k) = -log exp(q.k / T) / (exp(q.k / T)
++ sum_n exp(q.n / T)) over the queue's keys n, every vector normalised. This sum is what feeds
+BCL's momentum loss, and its batch mean is what the step minimises.
 After the step the keys of both views of the whole global batch enter the queue (gathered from
 every rank in rank order, so every rank holds the same queue) and the key encoder moves towards
 the query encoder with a constant momentum. MoCo's shuffled BatchNorm is replaced by SyncBN under
-several processes, as MoCo v3 does; in one process BatchNorm sees the whole batch.
+several processes, as the issue that brought MoCo here asked; in one process BatchNorm sees the
+whole batch. Neither blocks what shuffling BN blocks (a query and its key normalised with the same
+batch's statistics, while the queue's keys carry older batches'); the demonstration's authors
+measured its absence at about 4 points of kNN accuracy after 800 epochs on CIFAR-10.
 
 CIFAR-scale defaults, from the CIFAR-10 demonstration: a queue of 4,096 keys, momentum 0.99, lr
 0.06 at a batch of 512, weight decay 5e-4; the temperature is MoCo v2's 0.2.
@@ -91,7 +95,7 @@ class MoCoMethod(Method):
         q1, q2 = F.normalize(queries.to(dtype), dim=1).chunk(2)
         k1, k2 = F.normalize(keys.to(dtype), dim=1).chunk(2)
         t = self.settings.temperature
-        loss = (info_nce_per_sample(q1, k2, queue, t) + info_nce_per_sample(q2, k1, queue, t)) / 2
+        loss = info_nce_per_sample(q1, k2, queue, t) + info_nce_per_sample(q2, k1, queue, t)
         share.mean(loss).backward()
         self._keys = torch.cat([global_rows(k1, share), global_rows(k2, share)])
         return loss.detach()

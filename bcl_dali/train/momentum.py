@@ -104,5 +104,6 @@ class MomentumLoss:
             raise ValueError(f"momentum state holds {state['ema'].numel()} samples, this run has {self.ema.numel()}")
         self.ema.copy_(state["ema"])
         self.epochs_done = int(state["epochs_done"])
+        if state.get("norm", "paper") != self.norm:
+            raise ValueError(f"momentum state normalised by {state.get('norm', 'paper')!r}, this one by {self.norm!r}")
         self.beta = float(state["beta"])
-        self.norm = state.get("norm", "paper")

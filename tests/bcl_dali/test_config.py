@@ -72,6 +72,7 @@ def test_boost_is_a_setting_of_every_method_and_the_paper_s_names_stay() -> None
                       ("bcl-i", None): "bcl-i", ("bcl-i", 0): "simclr", ("sdclr", 2): "bcl-d", ("bcl-d", None): "bcl-d",
                       ("moco", 1): "moco-boost1", ("byol", None): "byol"}
     assert TrainConfig(method="byol", boost=2).resolve().boost_policy().k == 2
+    assert TrainConfig(method="simclr", boost=1, weight_norm="rank").resolve().label == "bcl-i-rank"
 
 
 def test_a_config_from_before_boost_was_a_setting_reads_its_rand_k() -> None:
@@ -177,3 +178,8 @@ def test_a_bad_config_file_is_one_line(tmp_path, content, name, fragment):
 def test_config_with_resume_is_refused(tmp_path):
     (tmp_path / "c.toml").write_text('method = "bcl-i"\n')
     assert_one_line_error(run("train", "--resume", tmp_path, "--config", tmp_path / "c.toml"), "drop --config")
+
+
+def test_the_old_name_of_boost_is_one_line_naming_the_new_one(tmp_path: Path) -> None:
+    assert_one_line_error(run("train", "--rand-k", "1", "--out", tmp_path / "r", *TINY), "--rand-k is now --boost")
+    assert not (tmp_path / "r").exists()

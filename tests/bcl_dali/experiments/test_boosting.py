@@ -12,13 +12,15 @@ from tests.cli_support import assert_one_line_error, run
 
 
 def test_arms_are_a_method_its_boost_and_its_weight_normalisation_named_as_runs_are():
-    arms = parse_arms("simclr,simclr:1,simclr:1:rank,moco:1,byol")
-    assert arms[2] == Arm("simclr", 1, "rank")
-    assert [arm.name for arm in arms] == ["simclr", "bcl-i", "bcl-i-rank", "moco-boost1", "byol"]
-    assert arms[3].settings() == {"method": "moco", "boost": 1, "weight_norm": "paper"}
+    """A preset keeps its own boost (bcl-d boosts twice) unless the arm gives one."""
+    arms = parse_arms("simclr,simclr:1:rank,moco:1,byol,bcl-d,bcl-i:0:rank")
+    assert arms[1] == Arm("simclr", 1, "rank") and arms[4] == Arm("bcl-d", 2)
+    assert [arm.name for arm in arms] == ["simclr", "bcl-i-rank", "moco-boost1", "byol", "bcl-d", "simclr-rank"]
+    assert arms[2].settings() == {"method": "moco", "boost": 1, "weight_norm": "paper"}
 
 
-@pytest.mark.parametrize("text", ["swav", "simclr:x", "simclr:1:median", "simclr:1:rank:2", "simclr,simclr:0", ""])
+@pytest.mark.parametrize("text", ["swav", "simclr:x", "simclr:\u0661", "simclr:1:median", "simclr:1:rank:2",
+                                  "simclr,simclr:0", "simclr:1,bcl-i", ""])
 def test_bad_arms_are_refused(text):
     with pytest.raises(UserError, match="--arms"):
         parse_arms(text)

@@ -49,9 +49,9 @@ class FixedOutputs(nn.Module):
         return (first * self.scale, *rest)
 
 
-def test_moco_s_per_sample_loss_is_the_mean_of_its_two_directions_against_the_queue():
-    """Sample i: (InfoNCE(q1_i, k2_i) + InfoNCE(q2_i, k1_i)) / 2 over the queue as it was, outputs
-    normalised first. Mutation caught: one direction only (l(q1, k2))."""
+def test_moco_s_per_sample_loss_is_the_sum_of_its_two_directions_against_the_queue():
+    """Sample i: InfoNCE(q1_i, k2_i) + InfoNCE(q2_i, k1_i) over the queue as it was, outputs
+    normalised first (the demonstration's loss_12 + loss_21). Mutation caught: one direction only."""
     g = torch.Generator().manual_seed(0)
     queries, keys = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
     queue = nn.functional.normalize(torch.randn(10, 8, generator=g), dim=1)
@@ -63,7 +63,7 @@ def test_moco_s_per_sample_loss_is_the_mean_of_its_two_directions_against_the_qu
         directions = [(q[i], k[3 + i]), (q[3 + i], k[i])]
         by_hand = [torch.logsumexp(torch.cat([(a * b).sum()[None], queue @ a]) / 0.2, 0) - (a * b).sum() / 0.2
                    for a, b in directions]
-        assert loss[i].item() == pytest.approx(sum(by_hand).item() / 2, abs=1e-5)
+        assert loss[i].item() == pytest.approx(sum(by_hand).item(), abs=1e-5)
 
 
 def test_moco_queues_the_step_s_keys_of_both_views_oldest_first_and_wraps():

@@ -96,9 +96,11 @@ def test_rank_weights_of_equal_losses_are_half_and_survive_a_checkpoint():
     m.update(torch.arange(3), torch.ones(3))
     m.end_epoch()
     assert m.weights().tolist() == [0.5, 0.5, 0.5]
-    again = MomentumLoss(3)
+    again = MomentumLoss(3, norm="rank")
     again.load_state_dict(m.state_dict())
-    assert again.norm == "rank" and torch.equal(again.weights(), m.weights())
+    assert torch.equal(again.weights(), m.weights())
+    with pytest.raises(ValueError, match="normalised by 'rank', this one by 'paper'"):
+        MomentumLoss(3).load_state_dict(m.state_dict())
 
 
 def test_rank_weights_spread_evenly_where_the_paper_s_crowd_near_one_half():
