@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bcl_dali.config import ADJUSTABLE, FIXED, OPERATIONAL, SECTIONS, TrainConfig
+from bcl_dali.config import ADJUSTABLE, FIXED, OPERATIONAL, SECTIONS, TrainConfig, read_settings
 from bcl_dali.errors import UserError
 from bcl_dali.train.schedule import lr_at
 from tests.cli_support import assert_one_line_error, run
@@ -75,12 +75,15 @@ def test_boost_is_a_setting_of_every_method_and_the_paper_s_names_stay() -> None
     assert TrainConfig(method="simclr", boost=1, weight_norm="rank").resolve().label == "bcl-i-rank"
 
 
-def test_a_config_from_before_boost_was_a_setting_reads_its_rand_k() -> None:
+def test_a_config_from_before_boost_was_a_setting_reads_its_rand_k(tmp_path: Path) -> None:
+    """As a resume reads it, and through `train --config` (which checks the keys first)."""
     stored = json.loads(TrainConfig(method="bcl-d").resolve().to_json())
     stored["rand_k"] = stored.pop("boost")
     del stored["weight_norm"], stored["queue_size"], stored["target_momentum"]
     config = TrainConfig.from_dict(stored)
     assert (config.boost, config.weight_norm, config.label) == (2, "paper", "bcl-d")
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    assert read_settings(tmp_path / "config.json")["boost"] == 2
 
 
 def test_the_weight_normalisation_is_a_checked_setting() -> None:
