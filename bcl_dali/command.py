@@ -13,7 +13,7 @@ from bcl_dali.config import (ARCHS, BAD_IMAGE_POLICIES, CUDA_GRAPHS, EXECUTORS, 
 from bcl_dali.data import DATASETS, DEFAULT_IMBALANCE
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
-from bcl_dali.errors import Interrupted, UserError, command_name
+from bcl_dali.errors import Interrupted, Terminated, UserError, command_name, terminate_as_interrupt
 from bcl_dali.methods import METHODS
 from bcl_dali.policy import WEIGHT_NORMS
 from bcl_dali.runs.outputs import check_output_path, write_json
@@ -26,19 +26,24 @@ from bcl_dali.split import SplitError
 USER_ERROR_STATUS = 2
 IN_MEMORY = tuple(name for name in DATASETS if name != "folder")
 INTERRUPTED_STATUS = 130
-"""What a shell reports for a command stopped by SIGINT (128 + 2); a training stopped by SIGTERM exits 143."""
+TERMINATED_STATUS = 143
+"""What a shell reports for a command stopped by SIGINT (128 + 2) or SIGTERM (128 + 15)."""
 
 
 class Commands(click.Group):
     """A UserError, a SplitError or a flag mistake in any command becomes one line on stderr and exit status 2;
-    Ctrl-C becomes one line and 130."""
+    Ctrl-C becomes one line and 130, SIGTERM (a scheduler, `kill`) one line and 143, from the start."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            with terminate_as_interrupt():
+                return super().invoke(ctx)
         except Interrupted as error:
             click.echo(f"stopped: {error}", err=True)
             ctx.exit(error.status)
+        except Terminated:
+            click.echo("stopped: terminated", err=True)
+            ctx.exit(TERMINATED_STATUS)
         except KeyboardInterrupt:
             click.echo("stopped: interrupted", err=True)
             ctx.exit(INTERRUPTED_STATUS)

@@ -1,4 +1,10 @@
-"""Errors a user can cause and fix."""
+"""Errors a user can cause and fix, and the signals that stop a command."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
 
 
 class UserError(Exception):
@@ -19,6 +25,24 @@ class Interrupted(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into the same orderly stop as Ctrl-C (the last finished epoch saved)."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's time limit, `kill`) raises Terminated, so it stops what runs as Ctrl-C
+    does; in the main thread only (elsewhere a signal handler cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def command_name() -> str:

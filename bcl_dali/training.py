@@ -10,10 +10,9 @@ import dataclasses
 import shutil
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import click
 import numpy as np
@@ -25,7 +24,7 @@ from bcl_dali.data import LongTailedData
 from bcl_dali.data.files import BadImages
 from bcl_dali.device import resolve_device
 from bcl_dali.distributed import World
-from bcl_dali.errors import Interrupted, Terminated, UserError, command_name
+from bcl_dali.errors import Interrupted, Terminated, UserError, command_name, terminate_as_interrupt
 from bcl_dali.eval.features import extract_features
 from bcl_dali.eval.protocol import evaluate, knn_top1
 from bcl_dali.eval.result import FULL, shot_name
@@ -223,23 +222,6 @@ INTERRUPTED_STATUS = 128 + signal.SIGINT
 TERMINATED_STATUS = 128 + signal.SIGTERM
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler's time limit, `kill`) stops training as Ctrl-C does; the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = click.echo) -> dict:
     """Train until the config's last epoch (or --stop-after), checkpointing into `run` (rank 0).
 
@@ -260,7 +242,7 @@ def run_training(trainer: Trainer, run: RunDir, echo: Callable[[str], None] = cl
         for logger in loggers:
             logger.log(record)
 
-    with _terminate_as_interrupt(), contextlib.ExitStack() as closing:
+    with terminate_as_interrupt(), contextlib.ExitStack() as closing:
         for logger in loggers:
             closing.callback(logger.close)
         try:

@@ -497,6 +497,36 @@ def test_sigterm_stops_as_ctrl_c_does_and_exits_143(reference, tmp_path, childre
     assert "terminated in epoch" in stderr
 
 
+PAUSED_LOADING_DATA = """
+import os, pathlib, runpy, sys, time
+import bcl_dali.config as config
+def loads_slowly(self, *args, **kwargs):
+    pathlib.Path(os.environ["LOADING"]).touch()
+    time.sleep(600)
+config.TrainConfig.load_data = loads_slowly
+sys.argv = ["cli.py", *sys.argv[1:]]
+runpy.run_path("cli.py", run_name="__main__")
+"""
+"""Runs cli.py paused while it loads the data (before any training), after touching $LOADING."""
+
+
+@pytest.mark.slow
+def test_sigterm_before_training_starts_is_one_line_and_143(reference, tmp_path, children):
+    """A scheduler may stop a job while it still loads its data: the same status and one line, no
+    traceback, no half-made run. Mutation caught (tried): the handler set only around the epochs (the
+    process dies by the signal, -15)."""
+    loading = tmp_path / "loading"
+    children.append(process := start(tmp_path, "train", *reference.args, "--out", str(tmp_path / "run"),
+                                     code=PAUSED_LOADING_DATA, env={"LOADING": str(loading)}))
+    deadline = time.monotonic() + 120
+    while not loading.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, child_output(process)
+    assert process.logs[1].read_text().strip().splitlines()[-1] == "stopped: terminated"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_ctrl_c_exits_130_saves_the_last_finished_epoch_and_says_how_to_resume(reference, tmp_path, children):
     """Ctrl-C between the minute-apart checkpoints must still save the last finished epoch (kept in
