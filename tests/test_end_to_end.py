@@ -97,12 +97,14 @@ def test_simclr_boosted_once_is_bcl_i_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,epochs", [("bcl-d", 3), ("moco", 2), ("byol", 2)])
-def test_resume_continues_exactly(tmp_path, method, epochs):
+@pytest.mark.parametrize("method,epochs,norm", [("bcl-d", 3, "paper"), ("moco", 2, "paper"), ("byol", 2, "rank")])
+def test_resume_continues_exactly(tmp_path, method, epochs, norm):
     """Stop after the first epoch, --resume to the end (with boosted ops): bit for bit the run made
-    straight, momentum encoder, queue and schedule included; the run then evaluates and reports."""
+    straight, momentum encoder, queue, schedule and rank weights included; the run then evaluates
+    and reports under its name."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    args = ("--method", method, "--boost", "2" if method == "bcl-d" else "1", "--epochs", str(epochs), *BUILT_IN)
+    args = ("--method", method, "--boost", "2" if method == "bcl-d" else "1", "--weight-norm", norm,
+            "--epochs", str(epochs), *BUILT_IN)
     assert run("train", *args, "--out", straight).exit_code == 0
     assert run("train", *args, "--stop-after", "1", "--out", split).exit_code == 0
     assert [r["epoch"] for r in metrics(split)] == [1]
@@ -119,7 +121,9 @@ def test_resume_continues_exactly(tmp_path, method, epochs):
         return
     evaluated = run("eval", split, "--shots", "full", "--device", "cpu")
     assert evaluated.exit_code == 0, evaluated.output
-    assert f"{method}-boost1 at epoch {epochs}" in evaluated.stdout
+    name = f"{method}-boost1" + ("-rank" if norm == "rank" else "")
+    assert f"{name} at epoch {epochs}" in evaluated.stdout
+    assert json.loads((split / "config.json").read_text())["weight_norm"] == norm
     reported = run("report", split, "--out", tmp_path / "report")
     assert reported.exit_code == 0, reported.output
     assert f"| method | {method} |" in (tmp_path / "report" / "report.md").read_text()
