@@ -126,7 +126,8 @@ def test_resume_continues_exactly(tmp_path, method, epochs, norm):
     assert json.loads((split / "config.json").read_text())["weight_norm"] == norm
     reported = run("report", split, "--out", tmp_path / "report")
     assert reported.exit_code == 0, reported.output
-    assert f"| method | {method} |" in (tmp_path / "report" / "report.md").read_text()
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert f"| method | {method} |" in page and f"| trained as | {name} |" in page
 
 
 @pytest.mark.slow

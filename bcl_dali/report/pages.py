@@ -14,6 +14,7 @@ from typing import Any
 
 from bcl_dali.report import plots
 from bcl_dali.atomic import write_text_atomic
+from bcl_dali.config import TrainConfig
 from bcl_dali.errors import UserError
 from bcl_dali.eval.result import FULL, Evaluation, shot_name
 from bcl_dali.runs.outputs import make_folder
@@ -81,10 +82,19 @@ def _common_shot(evaluated: dict[str, Evaluation]) -> str | None:
     return FULL if FULL in shared else min(shared, default=None, key=lambda s: int(s))
 
 
+def _label(config: dict[str, Any]) -> str:
+    """The run's name for what it trained (bcl-i for simclr boosted once), as `train` printed it."""
+    try:
+        return TrainConfig.from_dict(config).label
+    except (UserError, TypeError, KeyError):
+        return str(config.get("method"))
+
+
 def _markdown(runs: list[Run], figures: list[tuple[str, Path | None]], evaluated: dict[str, Evaluation],
               out: Path) -> str:
     lines = [f"# Report: {', '.join(r.name for r in runs)}", "", "## Settings", "",
              "| setting | " + " | ".join(r.name for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    lines.append("| trained as | " + " | ".join(_label(r.config) for r in runs) + " |")
     for key in SETTINGS:
         lines.append(f"| {key} | " + " | ".join(_cell(r.config.get(key)) for r in runs) + " |")
     lines.append("| epochs trained | " + " | ".join(str(max((x["epoch"] for x in r.records if "loss" in x),
