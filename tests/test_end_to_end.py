@@ -97,11 +97,12 @@ def test_simclr_boosted_once_is_bcl_i_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,epochs,norm", [("bcl-d", 3, "paper"), ("moco", 2, "paper"), ("byol", 2, "rank")])
-def test_resume_continues_exactly(tmp_path, method, epochs, norm):
-    """Stop after the first epoch, --resume to the end (with boosted ops): bit for bit the run made
-    straight, momentum encoder, queue, schedule and rank weights included; the run then evaluates
-    and reports under its name."""
+@pytest.mark.parametrize("method,norm", [("bcl-d", "paper"), ("moco", "paper"), ("byol", "rank")])
+def test_resume_continues_exactly(tmp_path, method, norm):
+    """Stop after the first epoch, --resume for the second (whose ops are boosted): bit for bit the
+    run made straight, momentum encoder, queue, schedule and rank weights included; MoCo's run then
+    reports and BYOL's evaluates, each under its name."""
+    epochs = 2
     straight, split = tmp_path / "straight", tmp_path / "split"
     args = ("--method", method, "--boost", "2" if method == "bcl-d" else "1", "--weight-norm", norm,
             "--epochs", str(epochs), *BUILT_IN)
@@ -117,17 +118,17 @@ def test_resume_continues_exactly(tmp_path, method, epochs, norm):
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(split / "last.pt")
     assert torch.equal(a["momentum"]["ema"], b["momentum"]["ema"])
     assert all(torch.equal(value, b["model"][name]) for name, value in a["model"].items())
-    if method == "bcl-d":
-        return
-    evaluated = run("eval", split, "--shots", "full", "--device", "cpu")
-    assert evaluated.exit_code == 0, evaluated.output
-    name = f"{method}-boost1" + ("-rank" if norm == "rank" else "")
-    assert f"{name} at epoch {epochs}" in evaluated.stdout
     assert json.loads((split / "config.json").read_text())["weight_norm"] == norm
-    reported = run("report", split, "--out", tmp_path / "report")
-    assert reported.exit_code == 0, reported.output
-    page = (tmp_path / "report" / "report.md").read_text()
-    assert f"| method | {method} |" in page and f"| trained as | {name} |" in page
+    name = f"{method}-boost1" + ("-rank" if norm == "rank" else "")
+    if method == "byol":
+        evaluated = run("eval", split, "--shots", "full", "--device", "cpu")
+        assert evaluated.exit_code == 0, evaluated.output
+        assert f"{name} at epoch {epochs}" in evaluated.stdout
+    if method == "moco":
+        reported = run("report", split, "--out", tmp_path / "report")
+        assert reported.exit_code == 0, reported.output
+        page = (tmp_path / "report" / "report.md").read_text()
+        assert f"| method | {method} |" in page and f"| trained as | {name} |" in page
 
 
 @pytest.mark.slow
