@@ -423,10 +423,11 @@ def experiment_fidelity(out: Path, pairs: str, dataset: str, data_dir: Path | No
                         seed: int, shots: str, device: str) -> None:
     """Train each baseline and its BCL method alike, evaluate both, and tabulate what BCL changes by group."""
     from bcl_dali.evaluation import parse_shots
-    from bcl_dali.experiments.fidelity import fidelity_settings, parse_pairs, run_fidelity
+    from bcl_dali.experiments.fidelity import parse_pairs, run_fidelity
+    from bcl_dali.experiments.runs import experiment_settings
 
-    settings = fidelity_settings(dataset, epochs, batch_size, width, seed, eval_every, data_dir=data_dir, split=split,
-                                 num_classes=num_classes)
+    settings = experiment_settings(dataset, epochs, batch_size, width, eval_every, seed=seed, data_dir=data_dir,
+                                   split=split, num_classes=num_classes)
     summary = run_fidelity(out, parse_pairs(pairs), settings, parse_shots(shots), device, click.echo)
     click.echo((out / "fidelity.md").read_text())
     click.echo(f"wrote {out / 'fidelity.md'} and {summary['report']}")
@@ -456,11 +457,10 @@ def experiment_boosting(out: Path, arms: str, seeds: str, dataset: str, data_dir
     help each method on long-tailed data?"""
     from bcl_dali.evaluation import parse_shots
     from bcl_dali.experiments.boosting import parse_arms, parse_seeds, run_boosting
+    from bcl_dali.experiments.runs import experiment_settings
 
-    settings = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "width": width,
-                "eval_every": max(1, epochs // 10) if eval_every is None else eval_every}
-    settings |= {key: value for key, value in {"data_dir": data_dir and str(data_dir), "imbalance": imbalance,
-                                               "num_classes": num_classes}.items() if value is not None}
+    settings = experiment_settings(dataset, epochs, batch_size, width, eval_every, data_dir=data_dir,
+                                   imbalance=imbalance, num_classes=num_classes)
     (probe,) = parse_shots(shot)
     run_boosting(out, parse_arms(arms), parse_seeds(seeds), settings, probe, device, click.echo)
     click.echo((out / "boosting.md").read_text())

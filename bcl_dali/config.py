@@ -432,9 +432,7 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
         from before image folders is a CIFAR-stem run cropping from 10%, and one from before data flags
         were checked recorded --imbalance, --split-seed and --num-classes where they did not act; one from
         before boosting was a setting of every method calls it rand_k."""
-        data = dict(data)
-        if "rand_k" in data:
-            data["boost"] = data.pop("rand_k")
+        data = _renamed(data)
         data = {"data_seed": data.get("seed", cls.seed), "stem": "cifar", "crop_scale": CIFAR_CROP_SCALE, "blur": False,
                 **data}
         if data.get("dataset") != "synthetic-lt":
@@ -455,6 +453,15 @@ class TrainConfig(RecordSettings, MachineSettings, OptimisationSettings, Objecti
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as error:
             raise UserError(f"cannot read run config {path}: {error}; point to a run directory made by `train`") from None
+
+
+RENAMED = {"rand_k": "boost"}
+"""Settings under an earlier name: rand_k from before boosting was a setting of every method."""
+
+
+def _renamed(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with every earlier name replaced by its current one."""
+    return {RENAMED.get(key, key): value for key, value in settings.items()}
 
 
 def _refuse_failed(checks: list[tuple[bool, str]]) -> None:
@@ -500,9 +507,7 @@ def read_settings(path: Path) -> dict[str, Any]:
                         "give a run's config.json or a .toml file") from None
     if not isinstance(data, dict):
         raise UserError(f"--config {path} holds a {type(data).__name__}; it must map settings to values")
-    settings = {key.replace("-", "_"): value for key, value in data.items()}
-    if "rand_k" in settings:  # a config from before boosting was a setting of every method
-        settings["boost"] = settings.pop("rand_k")
+    settings = _renamed({key.replace("-", "_"): value for key, value in data.items()})
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     unknown = sorted(set(settings) - set(kinds))
     if unknown:

@@ -21,11 +21,12 @@ from bcl_dali.errors import UserError
 from bcl_dali.eval.protocol import check_shots
 from bcl_dali.eval.result import Evaluation, shot_name
 from bcl_dali.evaluation import evaluate_checkpoint, load_trained
+from bcl_dali.experiments.runs import train_or_resume
 from bcl_dali.methods import METHODS, method_label
 from bcl_dali.policy import WEIGHT_NORMS
 from bcl_dali.runs.outputs import make_folder, write_json
 from bcl_dali.runs.rundir import RunDir
-from bcl_dali.training import new_config, start_run
+from bcl_dali.training import new_config
 
 NUMBERS = ("top1", "many", "medium", "few")
 
@@ -87,7 +88,7 @@ def run_boosting(out: Path, arms: list[Arm], seeds: list[int], settings: dict[st
             run = out / f"{arm.name}-seed{seed}"
             echo(f"--- {run.name} ---")
             overrides = {**settings, **arm.settings(), "seed": seed, "device": device}
-            start_run(overrides, None, run, echo) if (run / "config.json").exists() else start_run(overrides, run, None, echo)
+            train_or_resume(overrides, run, echo)
             result = _kept_evaluation(run, settings["epochs"], shot)
             if result is None:
                 checkpoint = load_trained(run, resolve_device(device))

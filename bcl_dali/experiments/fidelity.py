@@ -19,7 +19,8 @@ from bcl_dali.eval.result import Evaluation, shot_name
 from bcl_dali.evaluation import evaluate_checkpoint, load_trained
 from bcl_dali.runs.outputs import make_folder, write_json
 from bcl_dali.report.pages import write_report
-from bcl_dali.training import new_config, start_run
+from bcl_dali.experiments.runs import train_or_resume
+from bcl_dali.training import new_config
 
 PAIRS = {"simclr": ("simclr", "bcl-i"), "sdclr": ("sdclr", "bcl-d")}
 """Each baseline and the BCL method built on it."""
@@ -32,16 +33,6 @@ def parse_pairs(text: str) -> list[str]:
     if not pairs or set(pairs) - set(PAIRS):
         raise UserError(f"--pairs {text!r}: choose from {', '.join(PAIRS)}, comma-separated")
     return pairs
-
-
-def fidelity_settings(dataset: str, epochs: int, batch_size: int, width: int, seed: int, eval_every: int | None, *,
-                      data_dir: Path | None = None, split: Path | None = None,
-                      num_classes: int | None = None) -> dict[str, Any]:
-    """train's settings for every run of the experiment (kNN every tenth of the epochs by default)."""
-    settings = {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "width": width, "seed": seed,
-                "eval_every": max(1, epochs // 10) if eval_every is None else eval_every}
-    return settings | {key: value for key, value in {"data_dir": data_dir and str(data_dir), "split": split and str(split),
-                                                       "num_classes": num_classes}.items() if value is not None}
 
 
 def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: list[str], device: str,
@@ -57,10 +48,7 @@ def run_fidelity(out: Path, pairs: list[str], settings: dict[str, Any], shots: l
         run = out / method
         overrides = {**settings, "method": method, "device": device}
         echo(f"--- {method} ---")
-        if (run / "config.json").exists():
-            start_run(overrides, None, run, echo)
-        else:
-            start_run(overrides, run, None, echo)
+        train_or_resume(overrides, run, echo)
         checkpoint = load_trained(run, resolve_device(device))
         evaluations[method] = evaluate_checkpoint(checkpoint, checkpoint.config.load_data(checkpoint.left_out),
                                                   resolve_device(device),

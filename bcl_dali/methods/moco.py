@@ -31,6 +31,7 @@ from bcl_dali.methods.base import Autocast, BatchShare, Method
 from bcl_dali.methods.simclr import ContrastiveSettings
 from bcl_dali.methods.target import follow
 from bcl_dali.models import MoCo
+from bcl_dali.pipelines.plan import share as plan_share
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def global_rows(rows: torch.Tensor, share: BatchShare) -> torch.Tensor:
         return rows
     padded = torch.cat([rows, rows.new_zeros(share.shard - len(rows), *rows.shape[1:])])
     gathered = world.gather(padded).view(world.size, share.shard, *rows.shape[1:])
-    sizes = [(r + 1) * share.batch // world.size - r * share.batch // world.size for r in range(world.size)]
-    return torch.cat([gathered[r, :size] for r, size in enumerate(sizes)])
+    shares = [plan_share(r, world.size, share.batch) for r in range(world.size)]
+    return torch.cat([gathered[r, :s.stop - s.start] for r, s in enumerate(shares)])
 
 
 class MoCoMethod(Method):
