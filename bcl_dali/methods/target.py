@@ -20,10 +20,11 @@ def follow(model: WithTarget, momentum: float, total_steps: int | None = None) -
     `momentum` to 1 (`cosine_momentum`), read on the device from the model's update count."""
     online, target = list(model.online.parameters()), list(model.target.parameters())
     if total_steps is None:
-        weight = 1.0 - momentum
-    else:
-        weight = (1 - cosine_momentum(momentum, model.target_updates, total_steps)).to(target[0].dtype)
-    torch._foreach_lerp_(target, online, weight)
+        torch._foreach_lerp_(target, online, 1.0 - momentum)
+    else:  # a tensor weight: _foreach_lerp_ would read it back to the host, mul and add do not
+        tau = cosine_momentum(momentum, model.target_updates, total_steps).to(target[0].dtype)
+        torch._foreach_mul_(target, tau)
+        torch._foreach_add_(target, torch._foreach_mul(online, 1 - tau))
     model.target_updates += 1
 
 
