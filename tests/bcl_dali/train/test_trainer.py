@@ -24,6 +24,9 @@ HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int_
 """Every way Python code can pull a tensor's value to the host. On CUDA each one blocks until the
 GPU has caught up; torch's own data-dependent syncs (nonzero, masked_select...) are caught on a GPU
 by torch.cuda.set_sync_debug_mode in tests/test_gpu.py."""
+ATEN_HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select")
+"""The same reads made inside torch's own operators (a foreach op taking a tensor scalar reads it with
+item()), seen on the CPU by the profiler."""
 
 
 def _trainer(method: str) -> Trainer:
@@ -125,7 +128,9 @@ def test_training_step_reads_nothing_back_to_the_host(method, monkeypatch):
     original = {name: getattr(torch.Tensor, name) for name in HOST_READS}
     for name in HOST_READS:
         monkeypatch.setattr(torch.Tensor, name, refuse(name))
-    loss = trainer.train_step(indices + 16, views, 16)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as step:
+        loss = trainer.train_step(indices + 16, views, 16)
     monkeypatch.undo()
     assert reads == []
+    assert not [e.name for e in step.events() if e.name in ATEN_HOST_READS]
     assert loss.shape == (16,) and torch.isfinite(loss).all()
